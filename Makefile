@@ -1,0 +1,26 @@
+# The README's two commands: `make run` and `make test`. Each creates .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export BALANCEROUTE_DATA ?= $(abspath ../shared/data)
+
+.PHONY: run test test-quick bench compare clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/balanceroute
+
+test: $(STAMP)
+	BALANCEROUTE_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/simulator.py
+
+clean:
+	rm -rf $(VENV) runs multirun outputs

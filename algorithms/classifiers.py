@@ -1,0 +1,221 @@
+"""Termination classifiers for BR-H, lp and bfio (DESIGN.md section 5; interface in framework/classifier).
+
+q_i(h) = P(request i still runs h steps ahead). In the simulator a running request that has decoded d
+tokens has o_i - d steps left counting the current one, so it still runs h steps ahead iff o_i > d + h;
+a candidate admitted now has d = 0. Every classifier here returns arrays with q[:, 0] == 1 that are
+non-increasing in h.
+
+- ``none``: q = 1 (loads only grow; BR-H then differs from BR-0 only through the +h growth).
+- ``empirical``: the survival function of output lengths seen in the training split (history that
+  precedes the simulated part), optionally per prompt-length bin: q(h) = #{o > d+h} / #{o > d}.
+- ``noisy_oracle``: ground truth corrupted so that each "finishes within h steps" answer is right with
+  probability ``accuracy`` (flagged as an oracle).
+- ``oracle``: ground truth, q(h) = 1 if remaining > h else 0 (the upper bound; flagged).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from framework.classifier import Survival, TerminationClassifier, register_classifier
+from framework.errors import ConfigError
+from framework.policy import PolicyContext
+from framework.view import ClusterView
+
+
+def candidate_prompts(view: ClusterView, candidate_ids: np.ndarray) -> np.ndarray:
+    """Prompt lengths of candidate ids, looked up among the view's waiting requests."""
+    ids = np.asarray(candidate_ids, dtype=np.int64)
+    wid = view.waiting_ids
+    if len(ids) == 0:
+        return np.empty(0, np.int64)
+    wp = view.waiting_prompt
+    # the pool is kept in arrival (= id) order, so the first len(ids) entries are usually the candidates
+    if len(ids) <= len(wid) and np.array_equal(wid[:len(ids)], ids):
+        return np.asarray(wp[:len(ids)], dtype=np.int64)
+    order = np.argsort(wid, kind="stable")
+    pos = np.searchsorted(wid, ids, sorter=order)
+    pos = np.minimum(pos, len(wid) - 1)
+    idx = order[pos]
+    if not np.array_equal(wid[idx], ids):
+        bad = int(ids[wid[idx] != ids][0])
+        raise ConfigError(f"Classifier asked about candidate request {bad}, which is not waiting at the "
+                          "router; candidates must come from view.waiting_ids.")
+    return np.asarray(wp[idx], dtype=np.int64)
+
+
+def _horizon(horizon: int) -> int:
+    h = int(horizon)
+    if h < 0:
+        raise ConfigError(f"policy.horizon={horizon} must be >= 0.")
+    return h
+
+
+@register_classifier("none")
+class NoClassifier(TerminationClassifier):
+    """q = 1: every request is assumed to keep running through the horizon."""
+
+    def survival(self, view: ClusterView, horizon: int, candidate_ids: np.ndarray) -> Survival:
+        H = _horizon(horizon)
+        return Survival(np.ones((len(view.running_ids), H + 1)), np.ones((len(candidate_ids), H + 1)))
+
+
+@register_classifier("empirical")
+class EmpiricalClassifier(TerminationClassifier):
+    """Conditional survival of output lengths from the training split, optionally per prompt bin.
+
+    Params: ``prompt_bins`` (int: that many equal-count bins of training prompt lengths; or a list of
+    interior edges in tokens), ``min_support`` (a conditional estimate needs at least this many training
+    requests still running at age d; older ages reuse the oldest supported age, i.e. the residual life is
+    assumed stationary beyond the data, and bins with fewer training requests than this use the pooled
+    table).
+    """
+
+    def __init__(self, context: PolicyContext, prompt_bins: int | Sequence[float] = 1,
+                 min_support: int = 20, **params: Any) -> None:
+        super().__init__(context, **params)
+        if params:
+            raise ConfigError(f"Classifier 'empirical' has no option(s) {', '.join(sorted(params))}; "
+                              "it takes prompt_bins and min_support.")
+        tr = context.training
+        if tr is None or len(tr) == 0:
+            raise ConfigError("Classifier 'empirical' is fitted on the training split, but this run has "
+                              "none: set workload.train_fraction > 0 (e.g. 0.1) so the head of the trace "
+                              "is kept as history, or choose policy.classifier=none.")
+        if int(min_support) < 1:
+            raise ConfigError(f"empirical classifier: min_support={min_support} must be >= 1.")
+        self.min_support = int(min_support)
+        p = np.asarray(tr.prompt_tokens, np.int64)
+        o = np.asarray(tr.output_tokens, np.int64)
+        self.edges = self._edges(prompt_bins, p)
+        nb = len(self.edges) + 1
+        kmax = int(o.max())
+        self.kmax = kmax
+        # table row b < nb: bin b; row nb: pooled.  cnt[r, k] = #{o > k}, k = 0..kmax (cnt[:, kmax] = 0)
+        bins = np.searchsorted(self.edges, p, side="right")
+        cnt = np.zeros((nb + 1, kmax + 1), np.float64)
+        for r, sel in enumerate([bins == b for b in range(nb)] + [np.ones(len(o), bool)]):
+            hist = np.bincount(o[sel], minlength=kmax + 1)[:kmax + 1]
+            cnt[r] = hist.sum() - np.cumsum(hist)  # #{o > k}
+        row = np.arange(nb + 1)
+        row[:nb][cnt[:nb, 0] < self.min_support] = nb  # thin bins fall back to the pooled table
+        self.bin_row = row[:nb]
+        self.cnt = cnt
+        # oldest age with enough support, per row (a pooled row thinner than min_support: any support)
+        need = np.minimum(self.min_support, np.maximum(cnt[:, 0], 1))
+        supported = cnt >= need[:, None]
+        self.dcap = np.array([np.flatnonzero(s).max() for s in supported], np.int64)
+
+    @staticmethod
+    def _edges(prompt_bins: int | Sequence[float], prompts: np.ndarray) -> np.ndarray:
+        if isinstance(prompt_bins, (int, np.integer)):
+            k = int(prompt_bins)
+            if k < 1:
+                raise ConfigError(f"empirical classifier: prompt_bins={prompt_bins} must be >= 1 "
+                                  "(or a list of prompt-length edges).")
+            if k == 1:
+                return np.empty(0)
+            e = np.quantile(prompts, np.arange(1, k) / k)
+            return np.unique(e)
+        e = np.asarray(list(prompt_bins), dtype=np.float64)
+        if e.ndim != 1 or np.any(np.diff(e) <= 0):
+            raise ConfigError(f"empirical classifier: prompt_bins={list(prompt_bins)} must be an int or "
+                              "a strictly increasing list of prompt-length edges.")
+        return e
+
+    def q(self, prompt: np.ndarray, decoded: np.ndarray, horizon: int) -> np.ndarray:
+        """q(h) for requests with these prompts and decoded counts, shape (len, horizon+1)."""
+        H = _horizon(horizon)
+        row = self.bin_row[np.searchsorted(self.edges, prompt, side="right")]
+        d = np.minimum(np.asarray(decoded, np.int64), self.dcap[row])
+        k = np.minimum(d[:, None] + np.arange(H + 1), self.kmax)
+        num = self.cnt[row[:, None], k]
+        den = self.cnt[row, d]
+        return num / den[:, None]
+
+    def survival(self, view: ClusterView, horizon: int, candidate_ids: np.ndarray) -> Survival:
+        run = self.q(view.running_prompt, view.running_decoded, horizon)
+        cp = candidate_prompts(view, candidate_ids)
+        return Survival(run, self.q(cp, np.zeros(len(cp), np.int64), horizon))
+
+
+def _truth(remaining: np.ndarray, H: int) -> np.ndarray:
+    """1 where the request still runs h steps ahead (remaining > h), else 0."""
+    return (np.asarray(remaining, np.int64)[:, None] > np.arange(H + 1)).astype(np.float64)
+
+
+@register_classifier("oracle")
+class OracleClassifier(TerminationClassifier):
+    """Ground truth: q(h) = 1 if the request has more than h steps left, else 0. Flags the run."""
+
+    is_oracle = True
+    oracle_label = "classifier:oracle"
+
+    def __init__(self, context: PolicyContext, **params: Any) -> None:
+        super().__init__(context)
+        if params:
+            raise ConfigError(f"Classifier 'oracle' takes no options (got {', '.join(sorted(params))}).")
+        self.channel = context.request_oracle(self)
+
+    def survival(self, view: ClusterView, horizon: int, candidate_ids: np.ndarray) -> Survival:
+        H = _horizon(horizon)
+        cand = np.asarray(candidate_ids, np.int64)
+        run = self.channel.remaining_steps(view.running_ids, view.running_decoded)
+        return Survival(_truth(run, H), _truth(self.channel.output_tokens(cand), H))
+
+
+@register_classifier("noisy_oracle")
+class NoisyOracleClassifier(TerminationClassifier):
+    """Ground truth corrupted so that every "finishes within h steps" answer is right w.p. ``accuracy``.
+
+    Answers are hard (q in {0, 1}) and monotone in h, i.e. of the form q(h) = [r_hat > h] for a
+    predicted remaining length r_hat. The only law of r_hat for which *each* threshold answer (h >= 1)
+    is right with probability exactly a is the three-point mixture: r_hat = r (truth) w.p. 2a - 1,
+    r_hat = 1 ("ends now") w.p. 1 - a, r_hat = infinity ("outlives the horizon") w.p. 1 - a. So a must
+    be in [0.5, 1]. The mode is drawn once per request (a misjudged request stays misjudged, as a real
+    classifier's errors would), from a stream keyed by request id, so it does not depend on call order
+    and is the same under every policy of the same seed.
+    """
+
+    is_oracle = True
+    oracle_label = "classifier:noisy_oracle"
+
+    def __init__(self, context: PolicyContext, accuracy: float = 0.9, **params: Any) -> None:
+        super().__init__(context)
+        if params:
+            raise ConfigError(f"Classifier 'noisy_oracle' has no option(s) {', '.join(sorted(params))}; "
+                              "it takes accuracy.")
+        a = float(accuracy)
+        if not 0.5 <= a <= 1.0:
+            raise ConfigError(f"noisy_oracle accuracy={accuracy} must be in [0.5, 1]: below 0.5 the "
+                              "answers are worse than a coin (flip them instead).")
+        self.accuracy = a
+        self.oracle_label = f"classifier:noisy_oracle(accuracy={a:g})"
+        self.channel = context.request_oracle(self)
+        self._rng = context.rng(0x0C1A551F)
+        self._u = np.empty(0)
+
+    def _modes(self, ids: np.ndarray) -> np.ndarray:
+        """Per request: 0 = truth, 1 = 'ends now', 2 = 'outlives the horizon'."""
+        if len(ids) == 0:
+            return np.empty(0, np.int64)
+        need = int(ids.max()) + 1
+        if need > len(self._u):  # extend the per-id stream; earlier ids keep their draws
+            grow = max(need, 2 * len(self._u), 1024)
+            self._u = np.concatenate((self._u, self._rng.random(grow - len(self._u))))
+        u = self._u[ids]
+        a = self.accuracy
+        return np.where(u < 2 * a - 1, 0, np.where(u < a, 1, 2))
+
+    def _q(self, ids: np.ndarray, remaining: np.ndarray, H: int) -> np.ndarray:
+        mode = self._modes(ids)
+        r_hat = np.where(mode == 0, remaining, np.where(mode == 1, 1, np.iinfo(np.int64).max))
+        return _truth(r_hat, H)
+
+    def survival(self, view: ClusterView, horizon: int, candidate_ids: np.ndarray) -> Survival:
+        H = _horizon(horizon)
+        rid = np.asarray(view.running_ids, np.int64)
+        cand = np.asarray(candidate_ids, np.int64)
+        run = self._q(rid, self.channel.remaining_steps(rid, view.running_decoded), H)
+        return Survival(run, self._q(cand, self.channel.output_tokens(cand), H))

@@ -1,0 +1,67 @@
+"""Termination-classifier interface used by BR-H, lp and bfio (DESIGN.md section 5).
+
+A classifier gives q_i(h) = P(request i still runs h steps ahead | what is observable), for h = 0..H.
+Row order follows the view: running requests as in ``view.running_ids``, candidates as passed in.
+For a running request that has produced d tokens (so o_i > d), q(h) = P(o > d + h | o > d); for a
+candidate admitted now (d = 0), q(h) = P(o > h). q(0) = 1 always.
+
+Concrete classifiers live in algorithms/classifiers.py and register with ``@register_classifier``.
+Only classes with ``is_oracle = True`` may call ``context.request_oracle(self)``.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Callable, ClassVar, NamedTuple
+
+import numpy as np
+
+from framework.errors import ConfigError, did_you_mean
+from framework.policy import PolicyContext, load_all
+from framework.view import ClusterView
+
+
+class Survival(NamedTuple):
+    running: np.ndarray  # (R, H+1) for view.running_ids
+    candidates: np.ndarray  # (N, H+1) for the candidate ids passed in
+
+
+class TerminationClassifier(ABC):
+    """Predicts survival of running requests and of candidates over a horizon.
+
+    Must implement ``survival(view, horizon, candidate_ids) -> Survival``.
+    """
+
+    name: ClassVar[str] = ""
+    is_oracle: ClassVar[bool] = False
+
+    def __init__(self, context: PolicyContext, **params: Any) -> None:
+        self.context = context
+
+    @abstractmethod
+    def survival(self, view: ClusterView, horizon: int, candidate_ids: np.ndarray) -> Survival:
+        """q arrays of shape (R, horizon+1) and (N, horizon+1) with q[:, 0] == 1."""
+
+
+_CLASSIFIERS: dict[str, type[TerminationClassifier]] = {}
+
+
+def register_classifier(name: str) -> Callable[[type], type]:
+    def deco(cls: type) -> type:
+        cls.name = name
+        _CLASSIFIERS[name] = cls
+        return cls
+
+    return deco
+
+
+def available_classifiers() -> list[str]:
+    load_all()
+    return sorted(_CLASSIFIERS)
+
+
+def make_classifier(name: str, context: PolicyContext, **params: Any) -> TerminationClassifier:
+    load_all()
+    if name not in _CLASSIFIERS:
+        raise ConfigError(f"Unknown classifier {name!r}." + did_you_mean(name, _CLASSIFIERS)
+                          + " Set it with policy.classifier=NAME.")
+    return _CLASSIFIERS[name](context, **params)

@@ -1,0 +1,178 @@
+"""Policy interface and the one-line registry (``@register_policy("name")``).
+
+Registering a policy also stores its dataclass config in Hydra's ConfigStore under ``policy/NAME``, so
+``policy=NAME`` works on the command line, shows in ``balanceroute --help`` and in sweeps, with no YAML
+file and no other edit. Every module in the ``algorithms`` package is imported by ``load_all`` so a new
+policy is one new file.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Callable, ClassVar, TypeVar
+
+import numpy as np
+
+from framework.errors import ConfigError, OracleAccessError, did_you_mean
+from framework.oracle import OracleChannel
+from framework.view import ClusterView, Placements
+from framework.workload import Workload
+
+DISPATCH = "dispatch"  # every arrival is placed at once into a worker's local FCFS queue
+POOL = "pool"  # requests wait at the router, which admits some into free capacity each step
+
+
+@dataclass
+class PolicyConfig:
+    """Base of every policy's config; ``name`` selects the registered class."""
+
+    name: str = ""
+
+
+@dataclass
+class PolicyContext:
+    """What a policy may know at construction: cluster shape, seed, history; oracle only on request."""
+
+    workers: int
+    max_running: np.ndarray
+    kv_capacity: np.ndarray
+    seed: int = 0
+    step_time_hint_s: float = 0.03
+    training: Workload | None = None
+    oracle_channel: OracleChannel | None = field(default=None, repr=False)
+    oracle_users: list[str] = field(default_factory=list)
+
+    def rng(self, stream: int = 0) -> np.random.Generator:
+        """An independent, reproducible random stream for a component."""
+        return np.random.default_rng([self.seed, stream])
+
+    def request_oracle(self, component: object) -> OracleChannel:
+        """Grant ground truth to a component that is an oracle by name and flag; record the grant."""
+        cls = type(component)
+        if not getattr(cls, "is_oracle", False):
+            raise OracleAccessError(
+                f"{cls.__name__} asked for true output lengths but is not an oracle component. Only "
+                "classes marked is_oracle = True (e.g. the 'oracle' and 'noisy_oracle' classifiers) may "
+                "read them, and runs that do are flagged oracle_used=true.")
+        if self.oracle_channel is None:
+            raise OracleAccessError(f"{cls.__name__} needs the oracle channel but this run has none "
+                                    "(the live backend cannot know output lengths in advance).")
+        label = getattr(component, "oracle_label", cls.__name__)
+        if label not in self.oracle_users:
+            self.oracle_users.append(label)
+        return self.oracle_channel
+
+    @property
+    def oracle_used(self) -> bool:
+        return bool(self.oracle_users)
+
+
+class Policy(ABC):
+    """A router. Subclasses implement ``decide`` and set ``family``.
+
+    Must implement:
+      decide(view) -> Placements: for family DISPATCH, place every waiting request (they are the new
+      arrivals) on some worker; for family POOL, place any subset of the waiting requests within each
+      worker's free slots and free KV (the simulator validates and raises PlacementError otherwise).
+    May override:
+      on_step_end(view) for bookkeeping; describe() for extra summary fields.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = DISPATCH
+    config_class: ClassVar[type] = PolicyConfig
+    is_oracle: ClassVar[bool] = False
+
+    def __init__(self, config: Any, context: PolicyContext) -> None:
+        self.config = config
+        self.context = context
+        self.G = context.workers
+
+    @abstractmethod
+    def decide(self, view: ClusterView) -> Placements:
+        """Return placements for this step."""
+
+    def describe(self) -> dict[str, Any]:
+        """Extra fields for summary.json (e.g. a classifier's name)."""
+        return {}
+
+
+_REGISTRY: dict[str, type[Policy]] = {}
+P = TypeVar("P", bound=type[Policy])
+
+
+def register_policy(name: str, config: type | None = None) -> Callable[[P], P]:
+    """Class decorator: register a policy under ``name`` with its dataclass ``config``."""
+
+    def deco(cls: P) -> P:
+        cfg_cls = config or PolicyConfig
+        if not is_dataclass(cfg_cls) or "name" not in {f.name for f in fields(cfg_cls)}:
+            raise TypeError(f"config of policy {name!r} must be a dataclass deriving from PolicyConfig")
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"policy name {name!r} is registered twice "
+                             f"({_REGISTRY[name].__module__} and {cls.__module__})")
+        cls.name = name
+        cls.config_class = cfg_cls
+        _REGISTRY[name] = cls
+        _store_config(name, cfg_cls)
+        return cls
+
+    return deco
+
+
+def _store_config(name: str, cfg_cls: type) -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group="policy", name=name, node=cfg_cls(name=name))
+
+
+_LOADED = False
+
+
+def load_all() -> None:
+    """Import every module of the ``algorithms`` package so their decorators run."""
+    global _LOADED
+    if _LOADED:
+        return
+    import algorithms
+
+    for mod in pkgutil.iter_modules(algorithms.__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"algorithms.{mod.name}")
+    _LOADED = True
+
+
+def available_policies() -> list[str]:
+    load_all()
+    return sorted(_REGISTRY)
+
+
+def get_policy_class(name: str) -> type[Policy]:
+    load_all()
+    if name not in _REGISTRY:
+        raise ConfigError(f"Unknown policy {name!r}." + did_you_mean(name, _REGISTRY)
+                          + " Choose one with policy=NAME.")
+    return _REGISTRY[name]
+
+
+def make_policy(config: Any, context: PolicyContext) -> Policy:
+    """Build a policy from its config (a dataclass, a DictConfig, a dict, or just a name)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(config, str):
+        config = {"name": config}
+    if isinstance(config, DictConfig):
+        config = OmegaConf.to_container(config, resolve=True)
+    if isinstance(config, dict):
+        name = config.get("name", "")
+        cls = get_policy_class(name)
+        known = {f.name for f in fields(cls.config_class)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ConfigError(f"Policy {name!r} has no option(s) {', '.join(unknown)}."
+                              + did_you_mean(unknown[0], known) + f" (see {cls.config_class.__name__})")
+        config = cls.config_class(**config)
+    cls = get_policy_class(config.name)
+    return cls(config, context)

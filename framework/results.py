@@ -1,0 +1,93 @@
+"""Run folder I/O: tables and summary written atomically (temp file + rename, summary last).
+
+A crash leaves either a complete file or no file with the final name; summary.json appears only after
+both tables are in place, so its presence marks a complete run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from framework.simulator import SimResult
+from framework.workload import Workload
+
+
+def steps_frame(res: SimResult) -> pd.DataFrame:
+    """One row per (step, worker): the barrier step time and each worker's load and compute."""
+    K, G = res.step_load.shape
+    return pd.DataFrame({
+        "step": np.repeat(np.arange(K, dtype=np.int64), G),
+        "t_start_s": np.repeat(res.step_t_start, G),
+        "duration_s": np.repeat(res.step_duration, G),
+        "worker": np.tile(np.arange(G, dtype=np.int64), K),
+        "load_tokens": res.step_load.reshape(-1),
+        "running": res.step_running.reshape(-1),
+        "compute_s": np.asarray(res.step_compute).reshape(-1),
+        "prefill_tokens": res.step_prefill.reshape(-1),
+    })
+
+
+def requests_frame(res: SimResult, workload: Workload) -> pd.DataFrame:
+    return pd.DataFrame({
+        "request_id": np.arange(len(workload), dtype=np.int64),
+        "arrival_s": workload.arrival_s,
+        "prompt_tokens": workload.prompt_tokens,
+        "output_tokens": workload.output_tokens,
+        "worker": res.req_worker,
+        "placed_step": res.req_placed_step,
+        "admit_step": res.req_admit_step,
+        "first_token_s": res.req_first_token_s,
+        "finish_s": res.req_finish_s,
+        "preemptions": res.req_preemptions,
+    })
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    def w(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, default=_jsonable)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+    _atomic(Path(path), w)
+
+
+def write_parquet_atomic(path: Path, df: pd.DataFrame) -> None:
+    _atomic(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_run(run_dir: Path, summary: dict, steps: pd.DataFrame, requests: pd.DataFrame) -> None:
+    """Write the run's tables, then its summary (the completion marker)."""
+    run_dir = Path(run_dir)
+    write_parquet_atomic(run_dir / "steps.parquet", steps)
+    write_parquet_atomic(run_dir / "requests.parquet", requests)
+    write_json_atomic(run_dir / "summary.json", summary)

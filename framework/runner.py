@@ -1,0 +1,93 @@
+"""Turn (policy, workload, cluster, seed) into a finished run: simulator result, tables, summary."""
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.metrics import decision_metrics, imbalance_metrics, latency_metrics
+from framework.cluster import ClusterConfig
+from framework.config import WorkloadConfig
+from framework.errors import ConfigError
+from framework.oracle import OracleChannel
+from framework.policy import PolicyContext, make_policy
+from framework.results import requests_frame, steps_frame
+from framework.simulator import SimResult, Simulator
+from framework.workload import Workload, split_train
+
+
+@dataclass
+class RunOutput:
+    result: SimResult
+    summary: dict[str, Any]
+    workload: Workload
+
+    @property
+    def steps(self) -> pd.DataFrame:
+        return steps_frame(self.result)
+
+    @property
+    def requests(self) -> pd.DataFrame:
+        return requests_frame(self.result, self.workload)
+
+
+def prepare_workload(cfg: WorkloadConfig, seed: int) -> tuple[Workload | None, Workload]:
+    """Load the workload, split off its training head, truncate the simulated part."""
+    from framework.workloads import load_workload
+
+    full = load_workload(cfg, seed if cfg.seed is None else cfg.seed)
+    train, sim = split_train(full, cfg.train_fraction)
+    if cfg.max_requests is not None:
+        if cfg.max_requests < 1:
+            raise ConfigError(f"workload.max_requests={cfg.max_requests} must be >= 1 (or null for all).")
+        if cfg.max_requests < len(sim):
+            sim = sim.take(slice(0, cfg.max_requests))
+    return train, sim
+
+
+def run_policy(policy: Any, workload: Workload, cluster: ClusterConfig, seed: int = 0, *,
+               training: Workload | None = None, check_invariants: bool = False,
+               progress: bool = False, max_steps: int = 100_000_000) -> RunOutput:
+    """Simulate one policy on one workload and summarise it."""
+    cluster.validate()
+    context = PolicyContext(
+        workers=cluster.workers,
+        max_running=np.full(cluster.workers, cluster.max_running, np.int64),
+        kv_capacity=np.full(cluster.workers, cluster.kv_capacity_tokens, np.int64),
+        seed=seed, step_time_hint_s=cluster.cost.c0 + cluster.cost.c_sync, training=training,
+        oracle_channel=OracleChannel(workload.output_tokens))
+    pol = make_policy(policy, context)
+    sim = Simulator(workload, cluster, pol, check_invariants=check_invariants, progress=progress,
+                    max_steps=max_steps)
+    res = sim.run()
+    summary = summarize(res, workload, pol.name, context, seed, extra=pol.describe())
+    return RunOutput(res, summary, workload)
+
+
+def summarize(res: SimResult, workload: Workload, policy: str, context: PolicyContext, seed: int,
+              extra: dict | None = None) -> dict[str, Any]:
+    """The summary.json contract (see README, 'Run folder')."""
+    completed = int(np.isfinite(res.req_finish_s).sum())
+    s: dict[str, Any] = {
+        "policy": policy, "workers": res.workers, "requests_total": len(workload),
+        "requests_completed": completed, "steps": res.steps,
+    }
+    s.update(imbalance_metrics(res.step_load, np.asarray(res.step_compute), res.step_duration))
+    s.update(latency_metrics(workload.arrival_s, res.req_first_token_s, res.req_finish_s,
+                             workload.output_tokens))
+    s.update(decision_metrics(res.decision_ns))
+    s.update({
+        "oracle_used": context.oracle_used, "oracle_components": list(context.oracle_users),
+        "seed": seed, "preemptions": int(res.req_preemptions.sum()),
+        "request_steps": res.request_steps, "sim_wall_s": res.wall_s,
+        "request_steps_per_s": res.request_steps / res.wall_s if res.wall_s > 0 else math.nan,
+        "workload": workload.name, "python": platform.python_version(),
+    })
+    if extra:
+        s.update(extra)
+    return s

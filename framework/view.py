@@ -1,0 +1,185 @@
+"""The read-only cluster view a router sees each step (DESIGN.md section 4).
+
+It holds only what a real router can know: the waiting requests (id, arrival, prompt, age), per-worker
+load s_g, running count n_g, local-queue and prefill occupancy, free slots and free KV, and the running
+requests' prompt lengths and decoded-so-far counts. Output lengths are never here. Arrays are read-only
+numpy views; expensive fields are built lazily so a policy pays only for what it reads.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from framework.simulator import Simulator
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+class Placements(NamedTuple):
+    """A policy's decision: request ``requests[j]`` goes to worker ``workers[j]``."""
+
+    requests: np.ndarray
+    workers: np.ndarray
+
+    @staticmethod
+    def empty() -> "Placements":
+        return Placements(np.empty(0, np.int64), np.empty(0, np.int64))
+
+    @staticmethod
+    def of(requests, workers) -> "Placements":
+        return Placements(np.asarray(requests, dtype=np.int64).reshape(-1),
+                          np.asarray(workers, dtype=np.int64).reshape(-1))
+
+
+class ClusterView:
+    """Snapshot of the cluster at the start of a step, as the router sees it (never output lengths)."""
+
+    __slots__ = ("_sim", "step", "now_s", "workers", "__dict__")
+
+    def __init__(self, sim: "Simulator") -> None:
+        self._sim = sim
+        self.step: int = sim.step
+        self.now_s: float = sim.now_s
+        self.workers: int = sim.G
+
+    # --- per worker -------------------------------------------------------------------------
+    @cached_property
+    def loads(self) -> np.ndarray:
+        """s_g: KV tokens of running (decoding) requests per worker."""
+        return _ro(self._sim.s.copy())
+
+    @cached_property
+    def running(self) -> np.ndarray:
+        """n_g: decoding requests per worker."""
+        return _ro(self._sim.n.copy())
+
+    @cached_property
+    def prefilling(self) -> np.ndarray:
+        """Requests admitted and still in (chunked) prefill, per worker."""
+        return _ro(self._sim.n_prefill.copy())
+
+    @cached_property
+    def queued(self) -> np.ndarray:
+        """Requests placed on a worker but not yet admitted (its local FCFS queue), per worker."""
+        return _ro(np.fromiter((len(q) for q in self._sim.local_queues), np.int64, self.workers))
+
+    @cached_property
+    def committed_tokens(self) -> np.ndarray:
+        """KV tokens reserved by prefilling requests plus prompt tokens queued locally, per worker."""
+        return _ro(self._sim.reserved + self._sim.queued_tokens)
+
+    @cached_property
+    def max_running(self) -> np.ndarray:
+        return _ro(self._sim.B)
+
+    @cached_property
+    def kv_capacity(self) -> np.ndarray:
+        return _ro(self._sim.C)
+
+    @cached_property
+    def free_slots(self) -> np.ndarray:
+        """Requests a worker can still admit now: B_g - running - prefilling - queued."""
+        sim = self._sim
+        return _ro(np.maximum(sim.B - sim.n - sim.n_prefill - self.queued, 0))
+
+    @cached_property
+    def free_kv(self) -> np.ndarray:
+        """KV tokens a worker can still take now: C_g - s_g - committed."""
+        sim = self._sim
+        return _ro(np.maximum(sim.C - sim.s - sim.reserved - sim.queued_tokens, 0))
+
+    @cached_property
+    def kv_usage(self) -> np.ndarray:
+        """Fraction of KV capacity in use (s_g + reserved) / C_g, as engines report it."""
+        sim = self._sim
+        return _ro((sim.s + sim.reserved) / sim.C.astype(np.float64))
+
+    # --- waiting requests (central pool, oldest first) ----------------------------------------
+    @cached_property
+    def waiting_ids(self) -> np.ndarray:
+        return _ro(np.fromiter(self._sim.pool, np.int64, len(self._sim.pool)))
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self._sim.pool)
+
+    @cached_property
+    def waiting_prompt(self) -> np.ndarray:
+        return _ro(self._sim.prompt[self.waiting_ids])
+
+    @cached_property
+    def waiting_arrival_s(self) -> np.ndarray:
+        return _ro(self._sim.arrival[self.waiting_ids])
+
+    @cached_property
+    def waiting_age_s(self) -> np.ndarray:
+        return _ro(self.now_s - self.waiting_arrival_s)
+
+    @cached_property
+    def new_ids(self) -> np.ndarray:
+        """Waiting requests that arrived since the previous decision (dispatch policies place these)."""
+        return self.waiting_ids
+
+    # --- running requests -----------------------------------------------------------------------
+    @cached_property
+    def _running_table(self) -> tuple[np.ndarray, ...]:
+        sim = self._sim
+        c = sim.act_count
+        ids = sim.act_id[:c].copy()
+        worker = sim.act_worker[:c].copy()
+        decoded = sim.act_done0[:c] + (sim.step - sim.act_start[:c])
+        return ids, worker, sim.prompt[ids], decoded
+
+    @property
+    def running_ids(self) -> np.ndarray:
+        return _ro(self._running_table[0])
+
+    @property
+    def running_worker(self) -> np.ndarray:
+        return _ro(self._running_table[1])
+
+    @property
+    def running_prompt(self) -> np.ndarray:
+        return _ro(self._running_table[2])
+
+    @property
+    def running_decoded(self) -> np.ndarray:
+        """Tokens each running request has produced so far; its context is prompt + decoded."""
+        return _ro(self._running_table[3])
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return (f"ClusterView(step={self.step}, t={self.now_s:.3f}s, waiting={self.num_waiting}, "
+                f"loads={self.loads.tolist()})")
+
+
+class PeriodicSnapshot:
+    """A stale copy of per-worker counters, refreshed every ``interval_s`` of simulated time.
+
+    vLLM's front-end sees engine counts published every 100 ms, SGLang's router every 20 ms; a policy
+    that models this keeps one of these and reads counters from it instead of from the live view.
+    interval_s = 0 means always fresh.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = float(interval_s)
+        self._next = -np.inf
+        self.values: dict[str, np.ndarray] = {}
+        self.refreshed = False
+
+    def update(self, view: ClusterView, **fields) -> bool:
+        """Refresh from ``fields`` (name -> callable(view) -> array) if a publish is due; True if it was."""
+        self.refreshed = False
+        if self.interval_s <= 0 or view.now_s >= self._next:
+            self.values = {k: np.array(f(view), dtype=np.float64) for k, f in fields.items()}
+            if self.interval_s > 0:
+                # publish instants are multiples of the interval, as a periodic publisher's would be
+                self._next = (np.floor(view.now_s / self.interval_s) + 1) * self.interval_s
+            self.refreshed = True
+        return self.refreshed

@@ -1,0 +1,79 @@
+"""The request table every workload source produces, and the train/simulate split.
+
+Output lengths live here because the simulator needs them to know when requests finish; policies never
+receive a Workload, only the view (framework.view) and, if they are oracles, the OracleChannel.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from framework.errors import TraceFormatError
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Requests sorted by arrival time (seconds from the first simulated arrival)."""
+
+    name: str
+    arrival_s: np.ndarray
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        a = np.ascontiguousarray(self.arrival_s, dtype=np.float64)
+        p = np.ascontiguousarray(self.prompt_tokens, dtype=np.int64)
+        o = np.ascontiguousarray(self.output_tokens, dtype=np.int64)
+        object.__setattr__(self, "arrival_s", a)
+        object.__setattr__(self, "prompt_tokens", p)
+        object.__setattr__(self, "output_tokens", o)
+        where = f"workload {self.name!r}" + (f" ({self.source})" if self.source else "")
+        if not (len(a) == len(p) == len(o)):
+            raise TraceFormatError(f"{where}: arrival, prompt and output columns differ in length "
+                                   f"({len(a)}, {len(p)}, {len(o)}).")
+        if len(a) == 0:
+            raise TraceFormatError(f"{where} has no requests: check the file, the time window "
+                                   "(workload.start_s / workload.duration_s) and workload.max_requests.")
+        if not np.all(np.isfinite(a)):
+            bad = int(np.flatnonzero(~np.isfinite(a))[0])
+            raise TraceFormatError(f"{where}: arrival time of request {bad} is not finite.")
+        if np.any(np.diff(a) < 0):
+            bad = int(np.flatnonzero(np.diff(a) < 0)[0]) + 1
+            raise TraceFormatError(f"{where}: arrivals are not sorted (request {bad} arrives before "
+                                   "the one above it); sort the trace by timestamp.")
+        for col, arr, lo in (("prompt_tokens", p, 1), ("output_tokens", o, 1)):
+            if np.any(arr < lo):
+                bad = int(np.flatnonzero(arr < lo)[0])
+                raise TraceFormatError(f"{where}: {col} of request {bad} is {int(arr[bad])}; every "
+                                       f"request needs at least {lo} token(s). Drop or fix that row.")
+
+    def __len__(self) -> int:
+        return len(self.arrival_s)
+
+    def take(self, index: np.ndarray | slice, name: str | None = None) -> "Workload":
+        """A sub-workload (rows in arrival order), arrivals re-based to start at 0."""
+        a = self.arrival_s[index]
+        a = a - a[0] if len(a) else a
+        return Workload(name or self.name, a, self.prompt_tokens[index], self.output_tokens[index],
+                        self.source, dict(self.meta))
+
+
+def split_train(workload: Workload, train_fraction: float) -> tuple[Workload | None, Workload]:
+    """Split off the first part of a trace as history for learned classifiers.
+
+    The training split is what a deployment would have observed before the experiment starts (its
+    completed requests' lengths); the simulated part never overlaps it, so a fitted classifier never
+    sees the outputs it is asked to predict.
+    """
+    if not 0.0 <= train_fraction < 1.0:
+        raise TraceFormatError(f"workload.train_fraction={train_fraction} must be in [0, 1).")
+    n_train = int(len(workload) * train_fraction)
+    if n_train == 0:
+        return None, workload
+    if n_train >= len(workload):
+        raise TraceFormatError("workload.train_fraction leaves no request to simulate; lower it.")
+    return (workload.take(slice(0, n_train), workload.name + ":train"),
+            workload.take(slice(n_train, None)))
