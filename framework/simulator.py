@@ -8,8 +8,9 @@ One tick is one decode step of the whole cluster. Per step:
   4. chunked prefill runs within the per-worker token budget; a request whose prefill completes joins
      the running set with load p_i (+ tokens already decoded, after a preemption);
   5. the step lasts T = max_g t_g + c_sync (idle workers run a dummy step t_g = c0);
-  6. requests whose last token is produced this step finish; every other running request's context
-     grows by one token (s_g += n_g);
+  6. requests whose last token is produced this step finish (a policy that defines
+     on_complete(request_ids, workers) is told, as a front-end learns of finished requests); every
+     other running request's context grows by one token (s_g += n_g);
   7. a worker whose KV would overflow preempts its newest requests back to the head of its own queue
      (vLLM's recompute preemption; assignments stay sticky).
 When nothing is running, queued or waiting, the clock jumps to the next arrival.
@@ -134,6 +135,10 @@ class Simulator:
         self._act_pos = np.full(N, -1, np.int64)
 
         self.schedule: dict[int, list[int]] = {}
+        # optional policy hook on_complete(request_ids, workers): a router that keeps an exact in-flight
+        # count (vLLM's per-front-end engine_inflight) learns of finished requests as a front-end does
+        hook = getattr(policy, "on_complete", None)
+        self._on_complete = hook if callable(hook) else None
         self.step = 0
         self.now_s = float(self.arrival[0])
         self.completed = 0
@@ -285,6 +290,7 @@ class Simulator:
         k = self.step
         prompt, output, fs = self._prompt_list, self._output_list, self._finish_step
         s, n, rw = self.s, self.n, self.req_worker
+        finished: list[int] | None = [] if self._on_complete is not None else None
         for r in lst:
             if fs[r] != k:  # stale entry of a preempted request
                 continue
@@ -295,6 +301,11 @@ class Simulator:
             self._remove_active(r)
             self.req_finish_s[r] = t_end
             self.completed += 1
+            if finished is not None:
+                finished.append(r)
+        if finished:
+            ids = np.asarray(finished, np.int64)
+            self._on_complete(ids, rw[ids])
 
     def _preempt_overflow(self) -> None:
         """After growth, a worker over its KV capacity preempts its newest requests (sticky)."""

@@ -1,0 +1,216 @@
+"""Load-oblivious and fresh-view dispatch baselines: round_robin, random, jsq, least_kv, p2c.
+
+All are family DISPATCH: every arrival is placed at once into a worker's local FCFS queue. When several
+requests arrive in one step they are placed one at a time, oldest first, and each placement updates the
+policy's own copy of the counts before the next one, as a router that handles requests one by one
+would. The helpers at the top (worker counts from the view, first-minimum scans, config checks) are
+shared with algorithms/vllm.py and algorithms/sglang.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from framework.errors import ConfigError
+from framework.policy import DISPATCH, Policy, PolicyConfig, PolicyContext, register_policy
+from framework.view import ClusterView, Placements
+
+
+# --- shared helpers -------------------------------------------------------------------------------
+def worker_waiting(view: ClusterView) -> np.ndarray:
+    """Requests placed on a worker and not yet decoding: its local queue plus those in prefill."""
+    return view.queued + view.prefilling
+
+
+def worker_requests(view: ClusterView) -> np.ndarray:
+    """Unfinished requests per worker: decoding + prefilling + locally queued (running + waiting)."""
+    return view.running + view.prefilling + view.queued
+
+
+def worker_tokens(view: ClusterView) -> np.ndarray:
+    """KV tokens a worker holds or has committed: s_g + prefill reservations + queued prompt tokens."""
+    return view.loads + view.committed_tokens
+
+
+def scan_orders(G: int) -> np.ndarray:
+    """Row ``s`` lists the workers in scan order s, s+1, ..., s-1 (mod G)."""
+    return (np.arange(G)[:, None] + np.arange(G)[None, :]) % G
+
+
+def first_min_from(scores: np.ndarray, order: np.ndarray) -> int:
+    """The first worker in ``order`` whose score is a strict minimum (later equal scores lose).
+
+    This is the ``if score < min_score`` scan of vLLM's DPLBAsyncMPClient.get_core_engine_for_request:
+    a tie goes to whichever tied worker the scan reaches first.
+    """
+    return int(order[int(np.argmin(scores[order]))])
+
+
+def check_choice(policy: str, key: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ConfigError(f"policy {policy!r}: {key}={value!r} is not one of {', '.join(options)}; "
+                          f"set policy.{key} to one of them.")
+
+
+def check_range(policy: str, key: str, value: float, low: float, what: str) -> None:
+    if not np.isfinite(value) or value < low:
+        raise ConfigError(f"policy {policy!r}: {key}={value} must be {what}; fix policy.{key}.")
+
+
+class _ArgminTieBreak:
+    """argmin with ties to the lowest index ("first") or uniformly at random ("random", seeded)."""
+
+    def __init__(self, mode: str, rng: np.random.Generator) -> None:
+        self.random = mode == "random"
+        self.rng = rng
+
+    def __call__(self, scores: np.ndarray) -> int:
+        g = int(np.argmin(scores))
+        if self.random:
+            ties = np.flatnonzero(scores == scores[g])
+            if len(ties) > 1:
+                g = int(ties[self.rng.integers(len(ties))])
+        return g
+
+
+# --- round robin and random -----------------------------------------------------------------------
+@dataclass
+class RoundRobinConfig(PolicyConfig):
+    start: int = field(default=0, metadata={"help": "worker that receives the first request"})
+
+
+@register_policy("round_robin", config=RoundRobinConfig)
+class RoundRobin(Policy):
+    """Request j (in arrival order) goes to worker (start + j) mod G.
+
+    Mirrors SGLang's DataParallelController.round_robin_scheduler (python/sglang/srt/managers/
+    data_parallel_controller.py): a counter advanced by one per request, blind to load.
+    """
+
+    family = DISPATCH
+
+    def __init__(self, config: RoundRobinConfig, context: PolicyContext) -> None:
+        super().__init__(config, context)
+        check_range(self.name, "start", config.start, 0, ">= 0")
+        self.counter = int(config.start) % self.G
+
+    def decide(self, view: ClusterView) -> Placements:
+        ids = view.new_ids
+        workers = (self.counter + np.arange(len(ids))) % self.G
+        self.counter = (self.counter + len(ids)) % self.G
+        return Placements.of(ids, workers)
+
+
+@register_policy("random", config=PolicyConfig)
+class RandomDispatch(Policy):
+    """Each request goes to a worker drawn uniformly at random (seeded by the run's seed)."""
+
+    family = DISPATCH
+
+    def __init__(self, config: PolicyConfig, context: PolicyContext) -> None:
+        super().__init__(config, context)
+        self.rng = context.rng(0)
+
+    def decide(self, view: ClusterView) -> Placements:
+        ids = view.new_ids
+        return Placements.of(ids, self.rng.integers(0, self.G, size=len(ids)))
+
+
+# --- join the shortest queue / least KV ------------------------------------------------------------
+@dataclass
+class ShortestConfig(PolicyConfig):
+    tie_break: str = field(default="random", metadata={
+        "help": "first (lowest worker index) | random (uniform among the tied workers, seeded)"})
+
+
+class _Shortest(Policy):
+    """Place each request on the worker with the smallest fresh count, then add it to that count."""
+
+    family = DISPATCH
+
+    def __init__(self, config: ShortestConfig, context: PolicyContext) -> None:
+        super().__init__(config, context)
+        check_choice(self.name, "tie_break", config.tie_break, ("first", "random"))
+        self.pick = _ArgminTieBreak(config.tie_break, context.rng(0))
+
+    def counts(self, view: ClusterView) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def increment(self, view: ClusterView) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decide(self, view: ClusterView) -> Placements:
+        ids = view.new_ids
+        c = self.counts(view).astype(np.int64)  # our own copy: this step's placements add to it
+        inc = self.increment(view).tolist()
+        workers = np.empty(len(ids), np.int64)
+        for j in range(len(ids)):
+            g = self.pick(c)
+            c[g] += inc[j]
+            workers[j] = g
+        return Placements.of(ids, workers)
+
+
+@register_policy("jsq", config=ShortestConfig)
+class JoinShortestQueue(_Shortest):
+    """Join the shortest queue: fewest running + waiting requests (n_g + prefilling + queued)."""
+
+    def counts(self, view: ClusterView) -> np.ndarray:
+        return worker_requests(view)
+
+    def increment(self, view: ClusterView) -> np.ndarray:
+        return np.ones(len(view.new_ids), np.int64)
+
+
+@register_policy("least_kv", config=ShortestConfig)
+class LeastKV(_Shortest):
+    """JSQ on load ("JSQ-load"): smallest s_g + committed KV tokens; a placement adds its prompt."""
+
+    def counts(self, view: ClusterView) -> np.ndarray:
+        return worker_tokens(view)
+
+    def increment(self, view: ClusterView) -> np.ndarray:
+        return view.waiting_prompt
+
+
+# --- power of two choices --------------------------------------------------------------------------
+@dataclass
+class P2CConfig(PolicyConfig):
+    signal: str = field(default="requests", metadata={
+        "help": "requests (running + prefilling + queued) | kv (s_g + committed KV tokens)"})
+
+
+@register_policy("p2c", config=P2CConfig)
+class PowerOfTwo(Policy):
+    """Power of two choices: sample two distinct workers uniformly, place on the less loaded one.
+
+    Load is the fresh count of the chosen signal plus this step's earlier placements; a tie keeps the
+    first of the two samples (itself uniform), so no worker index is favoured.
+    """
+
+    family = DISPATCH
+
+    def __init__(self, config: P2CConfig, context: PolicyContext) -> None:
+        super().__init__(config, context)
+        check_choice(self.name, "signal", config.signal, ("requests", "kv"))
+        self.rng = context.rng(0)
+
+    def decide(self, view: ClusterView) -> Placements:
+        ids = view.new_ids
+        n, G = len(ids), self.G
+        if G == 1:
+            return Placements.of(ids, np.zeros(n, np.int64))
+        if self.config.signal == "kv":
+            load, inc = worker_tokens(view).astype(np.int64), view.waiting_prompt.tolist()
+        else:
+            load, inc = worker_requests(view).astype(np.int64), [1] * n
+        a = self.rng.integers(0, G, size=n)
+        b = self.rng.integers(0, G - 1, size=n)
+        b = b + (b >= a)  # a second worker, distinct from the first, uniform over the other G-1
+        workers = np.empty(n, np.int64)
+        for j, (x, y) in enumerate(zip(a.tolist(), b.tolist())):
+            g = y if load[y] < load[x] else x
+            load[g] += inc[j]
+            workers[j] = g
+        return Placements.of(ids, workers)
