@@ -53,8 +53,9 @@ def check_choice(policy: str, key: str, value: str, options: tuple[str, ...]) ->
                           f"set policy.{key} to one of them.")
 
 
-def check_range(policy: str, key: str, value: float, low: float, what: str) -> None:
-    if not np.isfinite(value) or value < low:
+def check_range(policy: str, key: str, value: float, low: float, what: str,
+                integer: bool = False) -> None:
+    if not np.isfinite(value) or value < low or (integer and int(value) != value):
         raise ConfigError(f"policy {policy!r}: {key}={value} must be {what}; fix policy.{key}.")
 
 
@@ -92,7 +93,7 @@ class RoundRobin(Policy):
 
     def __init__(self, config: RoundRobinConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
-        check_range(self.name, "start", config.start, 0, ">= 0")
+        check_range(self.name, "start", config.start, 0, "an integer >= 0", integer=True)
         self.counter = int(config.start) % self.G
 
     def decide(self, view: ClusterView) -> Placements:

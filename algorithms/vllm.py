@@ -41,7 +41,7 @@ class _VllmBase(Policy):
     def __init__(self, config: VllmConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
         check_range(self.name, "stale_s", config.stale_s, 0.0, ">= 0 seconds")
-        check_range(self.name, "n_frontends", config.n_frontends, 1, "an integer >= 1")
+        check_range(self.name, "n_frontends", config.n_frontends, 1, "an integer >= 1", integer=True)
         self.K = K = int(config.n_frontends)
         G = self.G
         self.snapshot = PeriodicSnapshot(config.stale_s)

@@ -76,8 +76,11 @@ class Policy(ABC):
       decide(view) -> Placements: for family DISPATCH, place every waiting request (they are the new
       arrivals) on some worker; for family POOL, place any subset of the waiting requests within each
       worker's free slots and free KV (the simulator validates and raises PlacementError otherwise).
-    May override:
-      on_step_end(view) for bookkeeping; describe() for extra summary fields.
+    May define:
+      on_complete(request_ids, workers): called once per step with the requests that finished, as a
+      front-end learns of finished streams (vLLM's exact in-flight counter needs it); not defined on
+      this base class so policies without it cost nothing.
+      describe() for extra summary fields.
     """
 
     name: ClassVar[str] = ""

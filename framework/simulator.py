@@ -122,6 +122,8 @@ class Simulator:
         self.queued_tokens = np.zeros(G, np.int64)
         self.prefill_queues: list[deque[list[int]]] = [deque() for _ in range(G)]
         self.n_prefill = np.zeros(G, np.int64)
+        self._q_total = 0  # sum of qlen, kept as a Python int: cheaper than .any() in the step loop
+        self._pf_total = 0  # sum of n_prefill
         self.reserved = np.zeros(G, np.int64)
         self.s = np.zeros(G, np.int64)
         self.n = np.zeros(G, np.int64)
@@ -167,7 +169,7 @@ class Simulator:
             bad = bad if len(bad) else req[~self._in_pool[req]]
             raise PlacementError(f"{where} placed request {int(bad[0])}, which is not waiting at the "
                                  "router (unknown, already placed, or not yet arrived).")
-        if len(np.unique(req)) != len(req):
+        if len(req) > 1 and len(set(req.tolist())) != len(req):
             u, c = np.unique(req, return_counts=True)
             raise PlacementError(f"{where} placed request {int(u[c > 1][0])} twice in one decision.")
         if wrk.min() < 0 or wrk.max() >= self.G:
@@ -197,6 +199,7 @@ class Simulator:
             lq[g].append(r)
             self.queued_tokens[g] += prompt[r]
             self.qlen[g] += 1
+        self._q_total += len(req)
 
     def _admit(self) -> None:
         """Each worker admits from its local queue, FCFS, while a slot and KV room are free."""
@@ -220,6 +223,8 @@ class Simulator:
                 tokens += need
                 pq.append([r, need, need])
             if admitted:
+                self._q_total -= admitted
+                self._pf_total += admitted
                 self.qlen[g] -= admitted
                 self.queued_tokens[g] -= tokens
                 npf[g] += admitted
@@ -249,6 +254,7 @@ class Simulator:
     def _join(self, g: int, r: int, need: int) -> None:
         k = self.step
         self.n_prefill[g] -= 1
+        self._pf_total -= 1
         self.reserved[g] -= need
         self.s[g] += need
         self.n[g] += 1
@@ -330,6 +336,7 @@ class Simulator:
                 self.req_preemptions[r] += 1
                 self.local_queues[g].appendleft(r)
                 self.qlen[g] += 1
+                self._q_total += 1
                 self.queued_tokens[g] += load
 
     # ------------------------------------------------------------------------------------------
@@ -353,6 +360,8 @@ class Simulator:
             raise InvariantError(f"step {k}: max_running exceeded")
         if not np.isclose(T, tg.max() + self.c_sync, rtol=0, atol=1e-12):
             raise InvariantError(f"step {k}: T={T} != max t_g + c_sync")
+        if self._q_total != int(self.qlen.sum()) or self._pf_total != int(self.n_prefill.sum()):
+            raise InvariantError(f"step {k}: queue/prefill counters out of sync")
         if np.any(self.s < 0) or np.any(self.n < 0):
             raise InvariantError(f"step {k}: negative load")
 
@@ -398,7 +407,7 @@ class Simulator:
                 self._in_pool[new] = True
                 self.pool = np.concatenate((self.pool, new)) if len(self.pool) else new
                 ptr = j
-            busy = self.act_count or self.n_prefill.any() or self.qlen.any()
+            busy = self.act_count or self._pf_total or self._q_total
             # 2. decision
             if len(self.pool) and (dispatch or bool(
                     ((self.B - self.n - self.n_prefill - self.qlen) > 0).any())):
@@ -407,7 +416,7 @@ class Simulator:
                 pl = policy.decide(view)
                 decisions.append(time.perf_counter_ns() - t0)
                 self._apply(pl, view)
-            if not busy and not self.qlen.any():
+            if not busy and not self._q_total:
                 if len(self.pool):
                     idle_hold += 1
                     if idle_hold > self.max_idle_hold_steps:
@@ -423,10 +432,10 @@ class Simulator:
             else:
                 idle_hold = 0
             # 3-4. admission and prefill
-            if self.qlen.any():
+            if self._q_total:
                 self._admit()
             P = np.zeros(G, np.int64)
-            if self.n_prefill.any():
+            if self._pf_total:
                 joined = self._prefill(P)
             else:
                 joined = ()

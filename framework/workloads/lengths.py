@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from framework.errors import TraceFormatError
 from framework.workloads.csvio import (DEFAULT_BLOCK_BYTES, match_columns, positive_ints, read_header,
                                        require_file, stream_columns)
 
@@ -34,7 +35,6 @@ def read_lengths_table(path: str | Path, *, block_size: int = DEFAULT_BLOCK_BYTE
     p = np.concatenate(ps) if ps else np.empty(0, np.int64)
     o = np.concatenate(os_) if os_ else np.empty(0, np.int64)
     if len(p) == 0:
-        from framework.errors import TraceFormatError
         raise TraceFormatError(f"lengths table {str(path)!r} has a header but no rows; fetch the file again.")
     return p, o
 

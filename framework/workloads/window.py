@@ -66,11 +66,15 @@ def sort_if_needed(t: np.ndarray, *cols: np.ndarray, meta: dict, where: str) -> 
 
 
 def select(t: np.ndarray, prompt: np.ndarray, output: np.ndarray, window: Window, meta: dict,
-           where: str) -> Rows:
-    """Apply the window and cap to in-memory rows (any order; origin = earliest timestamp)."""
+           where: str, origin: float | None = None) -> Rows:
+    """Apply the window and cap to in-memory rows in any order.
+
+    Times are taken relative to ``origin`` (default: the earliest timestamp, as for a trace file;
+    generated arrivals pass 0, the start of the process).
+    """
     t = np.asarray(t, dtype=np.float64)
     if len(t):
-        t = t - t.min()
+        t = t - (t.min() if origin is None else origin)
     t, prompt, output = sort_if_needed(t, prompt, output, meta=meta, where=where)
     lo = int(np.searchsorted(t, window.start_s, side="left"))
     hi = int(np.searchsorted(t, window.end_s, side="left"))

@@ -1,0 +1,368 @@
+"""BR-0: the two-stage decomposition of the joint F-score (DESIGN.md sections 3 and 5), family POOL.
+
+Each step the router looks at a window of the oldest waiting requests and maximises the joint value
+V = sum_g D_g - G * max_g (D_g - m_g)^+ (algorithms.fscore):
+
+Stage 1 picks an envelope raise u >= 0. Candidates (our reading of "the overflow each candidate request
+would cause"): u = 0, and for every request that does not fit in the u = 0 packing, the overflow it would
+cause on the best worker at the moment it was rejected (the smallest raise that lets it in). At most
+``max_u_candidates`` of them are tried, spread evenly over the sorted distinct values.
+Stage 2, for each u: capacities c_g = m_g + u; the window is packed largest-first (ties: older first)
+into the feasible worker (free slot and KV room, view.free_slots / view.free_kv) with the most remaining
+capacity c_g - D_g; a request that fits nowhere is left out. The realised value V is computed exactly and
+the best u is kept (ties: the smaller u).
+
+Work conservation (default): the router admits K = min(waiting, free slots) requests.
+- If every waiting request has a slot (waiting <= free slots), there is nothing to select: all are placed
+  largest-first into the worker with the most remaining capacity, i.e. LPT list scheduling on the loads
+  s_g + D_g, and u plays no role (it shifts every capacity alike), so stage 1 is skipped.
+- Otherwise the packing chooses which K to admit; if fewer than K fit within c_g, the rest are forced:
+  ``force_order`` picks which of the left-out requests (oldest first by default, so nobody starves
+  behind a stream of small requests), and each goes, largest first, to the feasible worker with the most
+  remaining capacity (which overflows least). Forced placements count in V, so stage 1 sees their cost.
+Without work conservation only what fits within c_g is admitted, except that a request held for
+``max_hold_steps`` decisions is forced first (a bounded, deliberate hold).
+
+Load seen by the router: s_g + committed_g (tokens of requests admitted but still in prefill or queued
+locally after a preemption): they will be in the envelope before any new request, so margins use them.
+
+Cost per decision: one sort of the window, then per u one pass of N requests over G workers
+(O(#u * (N log N + N*G)) with a linear scan, which at G <= 144 beats a heap with the slot/KV filters).
+The pass is a numba kernel shared with BR-H (algorithms.brh), which calls it with H+1 columns.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from framework.errors import ConfigError
+from framework.policy import POOL, Policy, PolicyConfig, PolicyContext, register_policy
+from framework.view import ClusterView, Placements
+
+TIE_BREAKS = ("index", "fewest_running", "random")
+FORCE_ORDERS = ("oldest", "smallest")
+
+# kernel modes
+ALL = 0  # place every candidate (LPT), u irrelevant
+PACK = 1  # place what fits within c_g; then force up to K
+
+
+@dataclass
+class Br0Config(PolicyConfig):
+    """Options of BR-0 (also inherited by BR-H)."""
+
+    name: str = "br0"
+    window: int = field(default=256, metadata={
+        "help": "candidate window: the oldest this-many waiting requests (at least the K admitted)"})
+    work_conserving: bool = field(default=True, metadata={
+        "help": "admit min(waiting, free slots) every step; false = admit only what fits in c_g"})
+    max_hold_steps: int = field(default=50, metadata={
+        "help": "not work-conserving: a request held this many decisions is forced in"})
+    max_u_candidates: int = field(default=8, metadata={"help": "stage-1 envelope raises tried (besides 0)"})
+    force_order: str = field(default="oldest", metadata={
+        "help": "which left-out requests fill the remaining slots: oldest | smallest"})
+    tie_break: str = field(default="index", metadata={
+        "help": "among workers with equal remaining capacity: index | fewest_running | random"})
+
+
+def validate_br0(cfg: Br0Config) -> None:
+    """Raise ConfigError naming the bad key."""
+    n = cfg.name or "br0"
+    if cfg.window < 1:
+        raise ConfigError(f"policy.window={cfg.window} ({n}) must be >= 1.")
+    if cfg.max_hold_steps < 0:
+        raise ConfigError(f"policy.max_hold_steps={cfg.max_hold_steps} ({n}) must be >= 0.")
+    if cfg.max_u_candidates < 0:
+        raise ConfigError(f"policy.max_u_candidates={cfg.max_u_candidates} ({n}) must be >= 0.")
+    if cfg.force_order not in FORCE_ORDERS:
+        raise ConfigError(f"policy.force_order={cfg.force_order!r} ({n}) must be one of {FORCE_ORDERS}.")
+    if cfg.tie_break not in TIE_BREAKS:
+        raise ConfigError(f"policy.tie_break={cfg.tie_break!r} ({n}) must be one of {TIE_BREAKS}.")
+
+
+# ---------------------------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def pack_kernel(A, w, m, p, slots, kv, order, worder, u, mode, K, forced, force_smallest):  # pragma: no cover
+    """One stage-2 pass. A: (N, H1) loads each candidate adds h steps ahead; w: (H1,) discounts;
+    m: (G, H1) margins; p: (N,) prompt tokens (KV); slots, kv: (G,) room; order: candidates largest
+    first; worder: worker scan order (tie-break); forced: (N,) must be placed first.
+    Returns (assign (N,), value, overflow (N,): raise that would let a left-out request in, inf if none).
+    """
+    N, H1 = A.shape
+    G = m.shape[0]
+    D = np.zeros((G, H1))
+    rs = slots.copy()
+    rk = kv.copy()
+    assign = np.full(N, -1, np.int64)
+    over = np.full(N, np.inf)
+    wsum = 0.0
+    for h in range(H1):
+        wsum += w[h]
+    score = np.empty(G)  # sum_h w_h * (c_g(h) - D_g(h)): discounted remaining capacity
+    for g in range(G):
+        acc = 0.0
+        for h in range(H1):
+            acc += w[h] * m[g, h]
+        score[g] = acc + u * wsum
+    size = np.empty(N)
+    for i in range(N):
+        acc = 0.0
+        for h in range(H1):
+            acc += w[h] * A[i, h]
+        size[i] = acc
+    total_slots = 0
+    for g in range(G):
+        total_slots += rs[g]
+    placed = 0
+
+    # pass 0 (PACK: forced holds) / the whole job (ALL): most remaining capacity, fit or not
+    for j in range(N):
+        i = order[j]
+        if mode == PACK and not forced[i]:
+            continue
+        best = -1
+        for gg in range(G):
+            g = worder[gg]
+            if rs[g] > 0 and rk[g] >= p[i] and (best < 0 or score[g] > score[best]):
+                best = g
+        if best >= 0:
+            assign[i] = best
+            rs[best] -= 1
+            rk[best] -= p[i]
+            score[best] -= size[i]
+            for h in range(H1):
+                D[best, h] += A[i, h]
+            placed += 1
+
+    if mode == PACK:
+        # pass 1: largest first into the fitting feasible worker with the most remaining capacity
+        for j in range(N):
+            if placed >= total_slots:
+                break
+            i = order[j]
+            if forced[i]:
+                continue
+            best = -1
+            least = np.inf
+            for gg in range(G):
+                g = worder[gg]
+                if rs[g] <= 0 or rk[g] < p[i]:
+                    continue
+                ov = -np.inf
+                for h in range(H1):
+                    x = A[i, h] - (m[g, h] + u - D[g, h])
+                    if x > ov:
+                        ov = x
+                if ov <= 0.0:
+                    if best < 0 or score[g] > score[best]:
+                        best = g
+                elif ov < least:
+                    least = ov
+            if best >= 0:
+                assign[i] = best
+                rs[best] -= 1
+                rk[best] -= p[i]
+                score[best] -= size[i]
+                for h in range(H1):
+                    D[best, h] += A[i, h]
+                placed += 1
+            else:
+                over[i] = least
+        # pass 2 (work-conserving): force left-out requests until K are placed
+        need = K - placed
+        if need > 0:
+            pick = np.zeros(N, np.bool_)
+            if force_smallest:
+                cand = np.argsort(size, kind="mergesort")
+            else:
+                cand = np.arange(N)  # candidates are in age order, oldest first
+            got = 0
+            for j in range(N):
+                i = cand[j]
+                if assign[i] < 0 and not forced[i] and over[i] < np.inf:
+                    pick[i] = True
+                    got += 1
+                    if got >= need:
+                        break
+            for j in range(N):
+                i = order[j]
+                if not pick[i]:
+                    continue
+                best = -1
+                for gg in range(G):
+                    g = worder[gg]
+                    if rs[g] > 0 and rk[g] >= p[i] and (best < 0 or score[g] > score[best]):
+                        best = g
+                if best >= 0:
+                    assign[i] = best
+                    rs[best] -= 1
+                    rk[best] -= p[i]
+                    score[best] -= size[i]
+                    for h in range(H1):
+                        D[best, h] += A[i, h]
+                    placed += 1
+
+    value = 0.0
+    for h in range(H1):
+        tot = 0.0
+        worst = 0.0
+        for g in range(G):
+            tot += D[g, h]
+            x = D[g, h] - m[g, h]
+            if x > worst:
+                worst = x
+        value += w[h] * (tot - G * worst)
+    return assign, value, over
+
+
+@dataclass
+class Plan:
+    """What stage 1 chose: per-candidate worker (-1 = not admitted), its value and envelope raise."""
+
+    assign: np.ndarray
+    value: float
+    u: float
+    tried: int
+
+
+def choose_u_candidates(over: np.ndarray, max_u: int) -> np.ndarray:
+    """Distinct positive overflows, ascending, thinned evenly to at most max_u (smallest kept)."""
+    ov = over[np.isfinite(over) & (over > 0)]
+    if len(ov) == 0 or max_u <= 0:
+        return np.empty(0)
+    ov = np.unique(ov)
+    if len(ov) > max_u:
+        ov = ov[np.unique(np.linspace(0, len(ov) - 1, max_u).round().astype(np.int64))]
+    return ov
+
+
+def plan(A: np.ndarray, w: np.ndarray, m: np.ndarray, p: np.ndarray, slots: np.ndarray, kv: np.ndarray,
+         worder: np.ndarray, *, work_conserving: bool, forced: np.ndarray | None = None,
+         force_smallest: bool = False, max_u: int = 8) -> Plan:
+    """Stages 1 and 2 over a candidate window given in age order (oldest first).
+
+    A (N, H1) are the loads each candidate adds h steps ahead (H1 = 1: prompt tokens), m (G, H1) the
+    margins, w (H1,) the discounts. Returns the best plan found.
+    """
+    A = np.ascontiguousarray(A, dtype=np.float64)
+    N = A.shape[0]
+    p = np.ascontiguousarray(p, dtype=np.int64)
+    slots = np.ascontiguousarray(slots, dtype=np.int64)
+    kv = np.ascontiguousarray(kv, dtype=np.int64)
+    m = np.ascontiguousarray(m, dtype=np.float64)
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    worder = np.ascontiguousarray(worder, dtype=np.int64)
+    size = A @ w
+    order = np.argsort(-size, kind="stable")  # largest first, older first on ties
+    total_slots = int(slots.sum())
+    if forced is None:
+        forced = np.zeros(N, np.bool_)
+    else:  # more overdue requests than slots: the oldest go first (candidates are in age order)
+        forced = np.asarray(forced, np.bool_) & (np.cumsum(forced) <= total_slots)
+    if work_conserving and N <= total_slots:
+        a, v, _ = pack_kernel(A, w, m, p, slots, kv, order, worder, 0.0, ALL, N, forced, force_smallest)
+        return Plan(a, v, 0.0, 1)
+    K = min(N, total_slots) if work_conserving else 0
+    a, v, over = pack_kernel(A, w, m, p, slots, kv, order, worder, 0.0, PACK, K, forced, force_smallest)
+    best = Plan(a, v, 0.0, 1)
+    for u in choose_u_candidates(over, max_u):
+        a, v, _ = pack_kernel(A, w, m, p, slots, kv, order, worder, float(u), PACK, K, forced,
+                              force_smallest)
+        best.tried += 1
+        if v > best.value:
+            best = Plan(a, v, float(u), best.tried)
+    return best
+
+
+class PoolRouterBase(Policy):
+    """Shared plumbing of BR-0 and BR-H: window, hold tracking, tie-break order, placements."""
+
+    family = POOL
+
+    def __init__(self, config: Br0Config, context: PolicyContext) -> None:
+        super().__init__(config, context)
+        validate_br0(config)
+        self._rng = context.rng(0xB20)
+        self._held = np.zeros(0, np.int64)
+        self.last_plan: Plan | None = None
+
+    def window_ids(self, view: ClusterView) -> tuple[np.ndarray, np.ndarray]:
+        """The candidate window (oldest first) and its prompts."""
+        cfg = self.config
+        waiting = view.num_waiting
+        k = min(waiting, int(view.free_slots.sum())) if cfg.work_conserving else 0
+        n = min(waiting, max(cfg.window, k))
+        return view.waiting_ids[:n], view.waiting_prompt[:n]
+
+    def worker_order(self, view: ClusterView) -> np.ndarray:
+        tb = self.config.tie_break
+        if tb == "index":
+            return np.arange(self.G, dtype=np.int64)
+        if tb == "fewest_running":
+            return np.argsort(view.running + view.prefilling, kind="stable").astype(np.int64)
+        return self._rng.permutation(self.G).astype(np.int64)
+
+    def forced_mask(self, view: ClusterView, ids: np.ndarray) -> np.ndarray | None:
+        """Requests deliberately held max_hold_steps times already must go now (see record_holds)."""
+        if len(ids) == 0:
+            return None
+        need = int(ids.max()) + 1
+        if need > len(self._held):
+            grow = np.zeros(max(need, 2 * len(self._held)) - len(self._held), np.int64)
+            self._held = np.concatenate((self._held, grow))
+        return self._held[ids] >= self.config.max_hold_steps
+
+    def record_holds(self, ids: np.ndarray, assign: np.ndarray, free_slots: int) -> None:
+        """Count a deliberate hold for each candidate left out while a younger one was admitted or
+        while a slot stayed free (FCFS would have admitted it)."""
+        if len(ids) == 0:
+            return
+        adm = assign >= 0
+        n_adm = int(adm.sum())
+        if n_adm < min(len(ids), free_slots):
+            held = ~adm
+        elif n_adm:
+            youngest = int(np.flatnonzero(adm)[-1])
+            held = ~adm
+            held[youngest:] = False
+        else:
+            return
+        self._held[ids[held]] += 1
+
+    def base_loads(self, view: ClusterView) -> np.ndarray:
+        """s_g plus tokens already committed to the worker (prefill reservations, local queue)."""
+        return view.loads + view.committed_tokens
+
+    def to_placements(self, view: ClusterView, ids: np.ndarray, pl: Plan) -> Placements:
+        self.last_plan = pl
+        self.record_holds(ids, pl.assign, int(view.free_slots.sum()))
+        sel = pl.assign >= 0
+        return Placements(ids[sel].astype(np.int64), pl.assign[sel])
+
+
+@register_policy("br0", config=Br0Config)
+class BR0(PoolRouterBase):
+    """BalanceRoute BR-0 (see the module docstring)."""
+
+    def decide(self, view: ClusterView) -> Placements:
+        ids, prompt = self.window_ids(view)
+        if len(ids) == 0:
+            return Placements.empty()
+        forced = self.forced_mask(view, ids)
+        s = self.base_loads(view).astype(np.float64)
+        m = (s.max() - s)[:, None]
+        A = prompt.astype(np.float64)[:, None]
+        pl = plan(A, _ONE, m, prompt, view.free_slots, view.free_kv, self.worker_order(view),
+                  work_conserving=self.config.work_conserving, forced=forced,
+                  force_smallest=self.config.force_order == "smallest",
+                  max_u=self.config.max_u_candidates)
+        return self.to_placements(view, ids, pl)
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+
+_ONE = np.ones(1)

@@ -1,0 +1,142 @@
+"""``load_workload``: turn a WorkloadConfig into a Workload (source -> window -> rate_scale -> re-base).
+
+The train split and the max_requests truncation are the runner's (framework.workload.split_train, then
+the first max_requests). When max_requests is set, every source keeps only the window's first
+``row_cap(max_requests, train_fraction)`` rows, enough for the runner to simulate max_requests after its
+split; for the 2024 week-long files this is what makes a short run read a few megabytes, not a gigabyte.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from framework.config import WorkloadConfig
+from framework.errors import ConfigError, TraceFormatError, did_you_mean
+from framework.workload import Workload
+from framework.workloads import presets
+from framework.workloads.arrivals import ARRIVALS, arrival_times
+from framework.workloads.azure import read_azure_csv
+from framework.workloads.lengths import read_lengths_table, sample_rows
+from framework.workloads.mooncake import read_mooncake
+from framework.workloads.synthetic import synthetic_lengths
+from framework.workloads.window import Rows, Window, row_cap, select
+
+KINDS = ("synthetic", "trace", "mooncake", "lengths")
+FILE_KINDS = ("trace", "mooncake", "lengths")
+
+
+def check_config(cfg: WorkloadConfig) -> None:
+    """ConfigError naming the first invalid workload.* value."""
+    def bad(key: str, why: str) -> ConfigError:
+        return ConfigError(f"workload.{key}={getattr(cfg, key)!r} {why}")
+
+    if cfg.kind not in KINDS:
+        raise ConfigError(f"workload.kind={cfg.kind!r} is not a workload source." + did_you_mean(cfg.kind, KINDS))
+    if not (cfg.rate_scale > 0 and math.isfinite(cfg.rate_scale)):
+        raise bad("rate_scale", "must be a positive number (2 = twice as many requests per second).")
+    if not (cfg.start_s >= 0 and math.isfinite(cfg.start_s)):
+        raise bad("start_s", "must be >= 0 (seconds into the trace).")
+    if cfg.duration_s is not None and not cfg.duration_s > 0:
+        raise bad("duration_s", "must be > 0 seconds, or null for 'to the end'.")
+    if cfg.max_requests is not None and cfg.max_requests < 1:
+        raise bad("max_requests", "must be >= 1, or null for 'all'.")
+    if not 0.0 <= cfg.train_fraction < 1.0:
+        raise bad("train_fraction", "must be in [0, 1).")
+    if cfg.kind in ("synthetic", "lengths"):
+        if cfg.arrival not in ARRIVALS:
+            raise ConfigError(f"workload.arrival={cfg.arrival!r} is not an arrival process."
+                              + did_you_mean(cfg.arrival, ARRIVALS))
+        if not (cfg.rate_rps > 0 and math.isfinite(cfg.rate_rps)):
+            raise bad("rate_rps", "must be a positive rate (requests per second).")
+        if cfg.num_requests < 1:
+            raise bad("num_requests", "must be >= 1.")
+        if cfg.arrival == "gamma" and not (cfg.burst_cv > 0 and math.isfinite(cfg.burst_cv)):
+            raise bad("burst_cv", "must be > 0 (1 = Poisson, larger = burstier).")
+        if cfg.arrival == "varying":
+            if not cfg.rate_period_s > 0:
+                raise bad("rate_period_s", "must be > 0 seconds.")
+            if not 0.0 <= cfg.rate_amplitude <= 1.0:
+                raise bad("rate_amplitude", "must be in [0, 1] (relative amplitude of the rate sinusoid).")
+    if cfg.kind == "synthetic" and (cfg.path or cfg.preset):
+        raise ConfigError(f"workload.kind=synthetic reads no file, but workload.path={cfg.path!r} / "
+                          f"workload.preset={cfg.preset!r} is set: choose a file workload, e.g. "
+                          "`workload=trace workload.path=FILE.csv` or `workload=azure_conv_2023`.")
+    if cfg.kind in FILE_KINDS and not cfg.path and not cfg.preset:
+        raise ConfigError(f"workload.kind={cfg.kind} needs a file: set workload.path=FILE or a "
+                          f"workload.preset ({', '.join(presets.PRESETS)}).")
+    if cfg.preset and not cfg.path:
+        want = presets.get_preset(cfg.preset).kind
+        if want != cfg.kind:
+            raise ConfigError(f"workload.preset={cfg.preset!r} is a {want!r} source but workload.kind="
+                              f"{cfg.kind!r}: use `workload={cfg.preset}` or set workload.kind={want}.")
+
+
+def resolve_path(cfg: WorkloadConfig) -> tuple[Path, dict]:
+    """The file a file-based workload reads: workload.path (hash-checked if sha256 given), else the preset."""
+    if cfg.path:
+        path = Path(cfg.path).expanduser()
+        if cfg.sha256 and path.is_file():
+            presets.verify_sha256(path, cfg.sha256, "Check workload.path or workload.sha256.")
+        return path, {"sha256": cfg.sha256}
+    assert cfg.preset is not None
+    return presets.resolve(cfg.preset, cfg.sha256)
+
+
+def _generated(cfg: WorkloadConfig, seed: int, window: Window, lengths: tuple[np.ndarray, np.ndarray] | None,
+               meta: dict) -> Rows:
+    """Lengths (drawn or resampled) plus a synthetic arrival process, both from ``seed``.
+
+    Lengths and arrivals use independent child streams, so changing the arrival process or rate keeps
+    the same requests (controlled comparisons).
+    """
+    len_rng, arr_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    n = cfg.num_requests
+    if lengths is None:
+        p, o = synthetic_lengths(n, len_rng)
+    else:
+        idx = sample_rows(len(lengths[0]), n, len_rng)
+        p, o = lengths[0][idx], lengths[1][idx]
+    t = arrival_times(cfg.arrival, n, cfg.rate_rps, arr_rng, burst_cv=cfg.burst_cv,
+                      period_s=cfg.rate_period_s, amplitude=cfg.rate_amplitude)
+    meta.update(arrival=cfg.arrival, rate_rps=cfg.rate_rps, num_requests=n, seed=seed)
+    if cfg.arrival == "gamma":
+        meta["burst_cv"] = cfg.burst_cv
+    if cfg.arrival == "varying":
+        meta.update(rate_period_s=cfg.rate_period_s, rate_amplitude=cfg.rate_amplitude)
+    # the window counts from the start of the process (t = 0), not from the first arrival
+    return select(t, p, o, window, meta, "generated arrivals", origin=0.0)
+
+
+def load_workload(cfg: WorkloadConfig, seed: int) -> Workload:
+    """The requests ``cfg`` describes: source rows in the window, times / rate_scale, re-based to 0."""
+    check_config(cfg)
+    seed = int(cfg.seed) if cfg.seed is not None else int(seed)
+    end = cfg.start_s + cfg.duration_s if cfg.duration_s is not None else math.inf
+    window = Window(float(cfg.start_s), float(end), row_cap(cfg.max_requests, cfg.train_fraction))
+    meta: dict = {"kind": cfg.kind, "preset": cfg.preset}
+    if cfg.kind == "synthetic":
+        rows = _generated(cfg, seed, window, None, meta)
+        source = f"synthetic(seed={seed})"
+    else:
+        path, found = resolve_path(cfg)
+        meta.update(found)
+        if cfg.kind == "trace":
+            rows = read_azure_csv(path, window)
+        elif cfg.kind == "mooncake":
+            rows = read_mooncake(path, window)
+        else:
+            rows = _generated(cfg, seed, window, read_lengths_table(path), meta)
+        meta.update(rows.meta)
+        source = str(path)
+    if len(rows) == 0:
+        span = rows.meta.get("span_read_s", rows.meta.get("span_total_s", float("nan")))
+        raise TraceFormatError(f"no request of {source} falls in the window workload.start_s={cfg.start_s}, "
+                               f"workload.duration_s={cfg.duration_s} (trace seconds; the rows read span "
+                               f"0 to {span:.1f} s). Move or widen the window.")
+    meta.update(window_start_s=window.start_s,
+                window_end_s=None if math.isinf(window.end_s) else window.end_s, row_cap=window.cap,
+                rate_scale=cfg.rate_scale, trace_offset_s=float(rows.t_s[0]))
+    arrival = (rows.t_s - rows.t_s[0]) / cfg.rate_scale
+    return Workload(cfg.name, arrival, rows.prompt, rows.output, source=source, meta=meta)
