@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+from numba import njit
 
 from framework.classifier import Survival, TerminationClassifier, register_classifier
 from framework.errors import ConfigError
@@ -127,17 +128,30 @@ class EmpiricalClassifier(TerminationClassifier):
     def q(self, prompt: np.ndarray, decoded: np.ndarray, horizon: int) -> np.ndarray:
         """q(h) for requests with these prompts and decoded counts, shape (len, horizon+1)."""
         H = _horizon(horizon)
-        row = self.bin_row[np.searchsorted(self.edges, prompt, side="right")]
-        d = np.minimum(np.asarray(decoded, np.int64), self.dcap[row])
-        k = np.minimum(d[:, None] + np.arange(H + 1), self.kmax)
-        num = self.cnt[row[:, None], k]
-        den = self.cnt[row, d]
-        return num / den[:, None]
+        row = self.bin_row[np.searchsorted(self.edges, prompt, side="right")] if len(self.edges) else \
+            np.full(len(prompt), self.bin_row[0], np.int64)
+        return _conditional_survival(self.cnt, np.ascontiguousarray(row, np.int64),
+                                     np.ascontiguousarray(decoded, np.int64), self.dcap, H)
 
     def survival(self, view: ClusterView, horizon: int, candidate_ids: np.ndarray) -> Survival:
         run = self.q(view.running_prompt, view.running_decoded, horizon)
         cp = candidate_prompts(view, candidate_ids)
         return Survival(run, self.q(cp, np.zeros(len(cp), np.int64), horizon))
+
+
+@njit(cache=True, nogil=True)
+def _conditional_survival(cnt, row, decoded, dcap, H):  # pragma: no cover - compiled
+    """q[i, h] = cnt[r, min(d + h, kmax)] / cnt[r, d] with r = row[i], d = min(decoded[i], dcap[r])."""
+    n = len(row)
+    kmax = cnt.shape[1] - 1
+    q = np.empty((n, H + 1))
+    for i in range(n):
+        r = row[i]
+        d = min(decoded[i], dcap[r])
+        den = cnt[r, d]
+        for h in range(H + 1):
+            q[i, h] = cnt[r, min(d + h, kmax)] / den
+    return q
 
 
 def _truth(remaining: np.ndarray, H: int) -> np.ndarray:

@@ -20,6 +20,7 @@ Every policy that needs these (br0, brh, lp) uses these functions, and the tests
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 
 def margins(loads: np.ndarray) -> np.ndarray:
@@ -72,16 +73,24 @@ def horizon_value(D: np.ndarray, m: np.ndarray, gamma: float) -> float:
 def predicted_loads(q_running: np.ndarray, l_running: np.ndarray, worker: np.ndarray, G: int,
                     base: np.ndarray | None = None) -> np.ndarray:
     """s_g(h) = sum over R_g of q_i(h)*(l_i + h) (+ base_g, e.g. tokens committed to prefill): (G, H+1)."""
-    q = np.asarray(q_running, dtype=np.float64)
-    H1 = q.shape[1] if q.ndim == 2 else 1
-    out = np.zeros(G * H1)
-    if len(q):
-        contrib = q * (np.asarray(l_running, np.float64)[:, None] + np.arange(H1))
-        idx = np.asarray(worker, np.int64)[:, None] * H1 + np.arange(H1)
-        out = np.bincount(idx.ravel(), weights=contrib.ravel(), minlength=G * H1)
-    out = out.reshape(G, H1)
+    q = np.ascontiguousarray(q_running, dtype=np.float64)
+    if q.ndim != 2:
+        q = q.reshape(len(q), -1)
+    out = _predicted_loads(q, np.ascontiguousarray(l_running, np.float64),
+                           np.ascontiguousarray(worker, np.int64), int(G))
     if base is not None:
         out += np.asarray(base, np.float64)[:, None]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _predicted_loads(q, l, worker, G):  # pragma: no cover - compiled
+    R, H1 = q.shape
+    out = np.zeros((G, H1))
+    for i in range(R):
+        g = worker[i]
+        for h in range(H1):
+            out[g, h] += q[i, h] * (l[i] + h)
     return out
 
 

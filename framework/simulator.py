@@ -124,6 +124,8 @@ class Simulator:
         self.n_prefill = np.zeros(G, np.int64)
         self._q_total = 0  # sum of qlen, kept as a Python int: cheaper than .any() in the step loop
         self._pf_total = 0  # sum of n_prefill
+        self._q_workers: set[int] = set()  # workers with a non-empty local queue
+        self._pf_workers: set[int] = set()  # workers with requests in prefill
         self.reserved = np.zeros(G, np.int64)
         self.s = np.zeros(G, np.int64)
         self.n = np.zeros(G, np.int64)
@@ -164,15 +166,16 @@ class Simulator:
                                  f"it left {len(self.pool) - len(req)} unplaced (e.g. {missing}).")
         if len(req) == 0:
             return
-        if req.min() < 0 or req.max() >= self.N or not self._in_pool[req].all():
+        req_l, wrk_l = req.tolist(), wrk.tolist()
+        if min(req_l) < 0 or max(req_l) >= self.N or not self._in_pool[req].all():
             bad = req[(req < 0) | (req >= self.N)]
             bad = bad if len(bad) else req[~self._in_pool[req]]
             raise PlacementError(f"{where} placed request {int(bad[0])}, which is not waiting at the "
                                  "router (unknown, already placed, or not yet arrived).")
-        if len(req) > 1 and len(set(req.tolist())) != len(req):
+        if len(req_l) > 1 and len(set(req_l)) != len(req_l):
             u, c = np.unique(req, return_counts=True)
             raise PlacementError(f"{where} placed request {int(u[c > 1][0])} twice in one decision.")
-        if wrk.min() < 0 or wrk.max() >= self.G:
+        if min(wrk_l) < 0 or max(wrk_l) >= self.G:
             bad = int(wrk[(wrk < 0) | (wrk >= self.G)][0])
             raise PlacementError(f"{where} chose worker {bad}; workers are 0..{self.G - 1}.")
         if self.policy.family != DISPATCH:
@@ -195,17 +198,19 @@ class Simulator:
         self.req_placed_step[req] = self.step
         prompt = self._prompt_list
         lq = self.local_queues
-        for r, g in zip(req.tolist(), wrk.tolist()):
+        qt, ql = self.queued_tokens, self.qlen
+        for r, g in zip(req_l, wrk_l):
             lq[g].append(r)
-            self.queued_tokens[g] += prompt[r]
-            self.qlen[g] += 1
-        self._q_total += len(req)
+            qt[g] += prompt[r]
+            ql[g] += 1
+        self._q_total += len(req_l)
+        self._q_workers.update(wrk_l)
 
     def _admit(self) -> None:
         """Each worker admits from its local queue, FCFS, while a slot and KV room are free."""
         prompt, done = self._prompt_list, self._done
         B, C, s, n, npf, res = self.B, self.C, self.s, self.n, self.n_prefill, self.reserved
-        for g in np.flatnonzero(self.qlen).tolist():
+        for g in list(self._q_workers):
             q = self.local_queues[g]
             room_slots = int(B[g] - n[g] - npf[g])
             room_kv = int(C[g] - s[g] - res[g])
@@ -222,7 +227,10 @@ class Simulator:
                 admitted += 1
                 tokens += need
                 pq.append([r, need, need])
+            if not q:
+                self._q_workers.discard(g)
             if admitted:
+                self._pf_workers.add(g)
                 self._q_total -= admitted
                 self._pf_total += admitted
                 self.qlen[g] -= admitted
@@ -234,7 +242,7 @@ class Simulator:
         """Run chunked prefill; return requests whose prefill completed (they decode this step)."""
         joined: list[int] = []
         chunk = self.chunk
-        for g in np.flatnonzero(self.n_prefill).tolist():
+        for g in list(self._pf_workers):
             pq = self.prefill_queues[g]
             budget = chunk if chunk is not None else 1 << 62
             used = 0
@@ -249,6 +257,8 @@ class Simulator:
                     self._join(g, item[0], item[2])
                     joined.append(item[0])
             P[g] = used
+            if not pq:
+                self._pf_workers.discard(g)
         return joined
 
     def _join(self, g: int, r: int, need: int) -> None:
@@ -335,6 +345,7 @@ class Simulator:
                 self._done[r] = decoded
                 self.req_preemptions[r] += 1
                 self.local_queues[g].appendleft(r)
+                self._q_workers.add(g)
                 self.qlen[g] += 1
                 self._q_total += 1
                 self.queued_tokens[g] += load
@@ -362,6 +373,9 @@ class Simulator:
             raise InvariantError(f"step {k}: T={T} != max t_g + c_sync")
         if self._q_total != int(self.qlen.sum()) or self._pf_total != int(self.n_prefill.sum()):
             raise InvariantError(f"step {k}: queue/prefill counters out of sync")
+        if self._q_workers != {g for g in range(self.G) if self.local_queues[g]} or \
+                self._pf_workers != {g for g in range(self.G) if self.prefill_queues[g]}:
+            raise InvariantError(f"step {k}: active-worker sets out of sync")
         if np.any(self.s < 0) or np.any(self.n < 0):
             raise InvariantError(f"step {k}: negative load")
 

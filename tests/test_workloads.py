@@ -120,6 +120,15 @@ def test_2024_format_offsets_and_mixed_precision(tmp_path):
     assert r.meta["first_timestamp"].startswith("2024-05-10T00:00:00.00939100")
 
 
+def test_bom_crlf_and_iso_t_z(tmp_path):
+    f = tmp_path / "w.csv"
+    f.write_bytes(b"\xef\xbb\xbfTIMESTAMP,ContextTokens,GeneratedTokens\r\n"
+                  b"2024-05-10T00:00:00Z,5,6\r\n2024-05-10T00:00:02.25Z,7,8\r\n")
+    r = read_azure_csv(f)
+    np.testing.assert_allclose(r.t_s, [0.0, 2.25])
+    assert r.prompt.tolist() == [5, 7] and r.output.tolist() == [6, 8]
+
+
 def test_2024_generated_matches_python_parse(tmp_path):
     text, ns, p, o = azure_2024_text(3000, seed=1)
     r = read_azure_csv(write(tmp_path, "c.csv", text))
@@ -301,7 +310,7 @@ def _gaps(t: np.ndarray) -> np.ndarray:
 def test_poisson_rate_and_cv():
     t = arrival_times("poisson", N_BIG, 25.0, np.random.default_rng(0))
     g = _gaps(t)
-    assert N_BIG / t[-1] == pytest.approx(25.0, rel=0.02)
+    assert N_BIG / t[-1] == pytest.approx(25.0, rel=0.01)
     assert g.std() / g.mean() == pytest.approx(1.0, rel=0.02)
 
 
@@ -318,7 +327,7 @@ def test_varying_rate_follows_the_sinusoid():
     t = arrival_times("varying", N_BIG, rate, np.random.default_rng(2), period_s=period, amplitude=amp)
     assert np.all(np.diff(t) > 0) and len(t) == N_BIG
     whole = math.floor(t[-1] / period) * period
-    assert np.sum(t < whole) / whole == pytest.approx(rate, rel=0.02)
+    assert np.sum(t < whole) / whole == pytest.approx(rate, rel=0.01)
     # fold onto one period: arrivals per phase bin vs the integral of the rate over the bin
     bins = 10
     counts = np.bincount(((t[t < whole] % period) / period * bins).astype(int), minlength=bins)

@@ -103,7 +103,7 @@ def _read_sorted(path: Path, header: list[str], cols: dict[str, str], window: Wi
         back = np.flatnonzero(np.diff(ns) < 0) + 1
         dec = int(back[0]) if len(back) else None
         if prev is not None and len(ns) and ns[0] < prev:
-            dec = None
+            dec = 0
         limit = dec if dec is not None else len(ns)
         rel = (ns[:limit] - (t0 or 0)) / 1e9
         i_lo = int(np.searchsorted(rel, window.start_s, side="left"))

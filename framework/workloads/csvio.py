@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 
 from framework.errors import TraceFormatError
 
-DEFAULT_BLOCK_BYTES = 16 << 20  # ~400k Azure rows per chunk: bounded memory, few Python round trips
+DEFAULT_BLOCK_BYTES = 1 << 20  # ~25k Azure rows per chunk: measured fastest for full and early-stopping reads
 
 
 def require_file(path: str | Path, what: str = "trace") -> Path:

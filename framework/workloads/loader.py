@@ -64,8 +64,9 @@ def check_config(cfg: WorkloadConfig) -> None:
                           f"workload.preset={cfg.preset!r} is set: choose a file workload, e.g. "
                           "`workload=trace workload.path=FILE.csv` or `workload=azure_conv_2023`.")
     if cfg.kind in FILE_KINDS and not cfg.path and not cfg.preset:
-        raise ConfigError(f"workload.kind={cfg.kind} needs a file: set workload.path=FILE or a "
-                          f"workload.preset ({', '.join(presets.PRESETS)}).")
+        same = [n for n, pr in presets.PRESETS.items() if pr.kind == cfg.kind]
+        choice = f" or a workload.preset ({', '.join(same)})" if same else ""
+        raise ConfigError(f"workload.kind={cfg.kind} needs a file: set workload.path=FILE{choice}.")
     if cfg.preset and not cfg.path:
         want = presets.get_preset(cfg.preset).kind
         if want != cfg.kind:
