@@ -258,9 +258,60 @@ def _masked_cols(rows0: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.nd
     return keep.sum(axis=1), rows0[keep], vals[keep]
 
 
-def build_model(pb: PoolProblem, integer: bool) -> tuple[dict, ModelLayout]:
-    """The model in CSC form (kwargs for ``_pass``) and its layout. Rows: requests (N), P defs (Ge),
-    n defs (Ge), z defs (Ge*r), count (1), envelopes (Ge*(H+1)); columns: x, P, n, z, M, u."""
+@dataclass
+class Model:
+    """The LP/MILP in pieces: x columns as fixed-width (rows, values) blocks, so any subset of them can
+    be passed or appended in CSC form without loops, and the other columns (P, n, z, M, u) in CSC.
+    Rows: requests (N), P defs (Ge), n defs (Ge), z defs (Ge*r), count (1), envelopes (Ge*(H+1))."""
+
+    lay: ModelLayout
+    xr: np.ndarray  # (nx, per) int32 row indices of each x column (ascending)
+    xv: np.ndarray  # (nx, per) values
+    rest_count: np.ndarray  # entries per non-x column
+    rest_index: np.ndarray
+    rest_value: np.ndarray
+    rest_cost: np.ndarray
+    rest_lower: np.ndarray
+    rest_upper: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+
+    @property
+    def nx(self) -> int:
+        return len(self.xr)
+
+    def x_csc(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(start, index, value) of the x columns ``cols``."""
+        per = self.xr.shape[1]
+        start = (np.arange(len(cols) + 1) * per).astype(np.int32)
+        return start, self.xr[cols].ravel(), self.xv[cols].ravel()
+
+    def arrays(self, cols: np.ndarray | None = None, integer: bool = False) -> dict:
+        """passModel arguments with the x columns ``cols`` (all if None) first, then the rest."""
+        if cols is None:
+            cols = np.arange(self.nx)
+        k = len(cols)
+        xs, xi, xval = self.x_csc(cols)
+        start = np.concatenate([xs[:-1], xs[-1] + np.concatenate([[0], np.cumsum(self.rest_count)])])
+        index = np.concatenate([xi, self.rest_index]).astype(np.int32)
+        value = np.concatenate([xval, self.rest_value])
+        num_col = k + len(self.rest_count)
+        return dict(num_col=num_col, num_row=len(self.row_lower), num_nz=int(start[-1]),
+                    offset=self.lay.offset, cost=np.concatenate([np.zeros(k), self.rest_cost]),
+                    col_lower=np.concatenate([np.zeros(k), self.rest_lower]),
+                    col_upper=np.concatenate([np.ones(k), self.rest_upper]),
+                    row_lower=self.row_lower, row_upper=self.row_upper, start=start.astype(np.int32),
+                    index=index, value=value, integer=integer, nx=k,
+                    integrality=np.concatenate([np.full(k, int(integer), np.int32),
+                                                np.zeros(num_col - k, np.int32)]))
+
+    def reduced_costs(self, row_dual: np.ndarray) -> np.ndarray:
+        """c - A^T y for every x column (their cost is 0)."""
+        return -(self.xv * row_dual[self.xr]).sum(axis=1)
+
+
+def build_model(pb: PoolProblem) -> Model:
+    """The model for this step's problem (see the module docstring)."""
     N, G, H1 = pb.N, pb.G, pb.H + 1
     w = pb.weights
     alpha, beta, W, V = factor_added_load(pb)
@@ -275,7 +326,6 @@ def build_model(pb: PoolProblem, integer: bool) -> tuple[dict, ModelLayout]:
     R_P, R_n, R_z = N, N + Ge, N + 2 * Ge
     R_cnt = N + (2 + r) * Ge
     R_env = R_cnt + 1
-    num_row = R_env + Ge * H1
     # --- x columns: [request row, P row, n row, z rows], ascending rows, 3 + r entries each
     per = 3 + r
     xr = np.empty((nx, per), np.int32)
@@ -289,11 +339,7 @@ def build_model(pb: PoolProblem, integer: bool) -> tuple[dict, ModelLayout]:
     if r:
         xr[:, 3:] = R_z + x_loc[:, None] * r + np.arange(r)
         xv[:, 3:] = -W[x_req]
-    x_cnt = np.full(nx, per, np.int64)
-    x_rows, x_vals = xr.ravel(), xv.ravel()
-    if r:  # an exact zero in W would be an explicit zero entry: drop those
-        x_cnt, x_rows, x_vals = _masked_cols(xr, xv)
-    # --- aggregate columns
+    # --- the other columns: P_g, n_g, z_gk, M_h, u
     env = R_env + np.arange(Ge)[:, None] * H1 + np.arange(H1)  # (Ge, H1) envelope row of (g, h)
     P_cnt, P_rows, P_vals = _masked_cols(np.column_stack([R_P + np.arange(Ge), env]),
                                          np.column_stack([np.ones(Ge), np.broadcast_to(-alpha, (Ge, H1))]))
@@ -306,43 +352,32 @@ def build_model(pb: PoolProblem, integer: bool) -> tuple[dict, ModelLayout]:
         z_cnt, z_rows, z_vals = _masked_cols(zr, zv)
     else:
         z_cnt, z_rows, z_vals = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    # M_h: +1 in every envelope row of h (g ascending)
-    M_cnt = np.full(H1, Ge, np.int64)
+    M_cnt = np.full(H1, Ge, np.int64)  # M_h: +1 in every envelope row of h
     M_rows, M_vals = env.T.ravel(), np.ones(Ge * H1)
-    u_cnt, u_rows, u_vals = np.ones(1, np.int64), np.array([R_cnt]), np.ones(1)
-    counts = np.concatenate([x_cnt, P_cnt, n_cnt, z_cnt, M_cnt, u_cnt])
-    start = np.zeros(len(counts) + 1, np.int32)
-    np.cumsum(counts, out=start[1:])
-    index = np.concatenate([x_rows, P_rows, n_rows, z_rows, M_rows, u_rows]).astype(np.int32)
-    value = np.concatenate([x_vals, P_vals, n_vals, z_vals, M_vals, u_vals])
-    num_col = len(counts)
     # --- objective, bounds
     offset = -float(w @ pb.base.sum(axis=0))
-    wa = float(w @ alpha)
-    wb = float(w @ beta)
     slack_room = pb.target - pb.floor
     rho = 0.0
     if slack_room > 0:  # bound on the objective's range: every admissible placement scores in [0, rho)
         rho = float(G * (w @ (pb.base.max(axis=0) + pb.add.sum(axis=0)))) + 1.0
-    cost = np.concatenate([np.zeros(nx), np.full(Ge, -wa), np.full(Ge, -wb),
-                           np.tile(-(V @ w), Ge) if r else np.zeros(0), G * w, [rho]])
+    rest_cost = np.concatenate([np.full(Ge, -float(w @ alpha)), np.full(Ge, -float(w @ beta)),
+                                np.tile(-(V @ w), Ge) if r else np.zeros(0), G * w, [rho]])
     Mlow = pb.base.max(axis=0) if G else np.zeros(H1)
-    col_lower = np.concatenate([np.zeros(nx + 2 * Ge), np.full(Ge * r, -INF), Mlow, [0.0]])
-    col_upper = np.concatenate([np.ones(nx), pb.free_kv[workers].astype(np.float64),
-                                pb.free_slots[workers].astype(np.float64), np.full(Ge * r, INF),
-                                np.full(H1, INF), [float(slack_room)]])
+    rest_lower = np.concatenate([np.zeros(2 * Ge), np.full(Ge * r, -INF), Mlow, [0.0]])
+    rest_upper = np.concatenate([pb.free_kv[workers].astype(np.float64),
+                                 pb.free_slots[workers].astype(np.float64), np.full(Ge * r, INF),
+                                 np.full(H1, INF), [float(slack_room)]])
     row_lower = np.concatenate([np.full(N, -INF), np.zeros((2 + r) * Ge), [float(pb.target)],
                                 pb.base[workers].ravel()])
     row_upper = np.concatenate([np.ones(N), np.zeros((2 + r) * Ge), [float(pb.target)],
                                 np.full(Ge * H1, INF)])
     lay = ModelLayout(x_req=x_req, x_wkr=workers[x_loc], workers=workers, rank=r, alpha=alpha, beta=beta,
-                      zcoef=W, zbasis=V, offset=offset, rho=rho, num_col=num_col, num_row=num_row)
-    model = dict(num_col=num_col, num_row=num_row, num_nz=int(start[-1]), offset=offset, cost=cost,
-                 col_lower=col_lower, col_upper=col_upper, row_lower=row_lower, row_upper=row_upper,
-                 start=start, index=index, value=value, integer=integer, nx=nx,
-                 integrality=np.concatenate([np.full(nx, int(integer), np.int32),
-                                             np.zeros(num_col - nx, np.int32)]))
-    return model, lay
+                      zcoef=W, zbasis=V, offset=offset, rho=rho, num_col=nx + len(rest_cost),
+                      num_row=len(row_lower))
+    return Model(lay, xr, xv, np.concatenate([P_cnt, n_cnt, z_cnt, M_cnt, [1]]),
+                 np.concatenate([P_rows, n_rows, z_rows, M_rows, [R_cnt]]).astype(np.int32),
+                 np.concatenate([P_vals, n_vals, z_vals, M_vals, [1.0]]), rest_cost, rest_lower,
+                 rest_upper, row_lower, row_upper)
 
 
 def column_values(pb: PoolProblem, lay: ModelLayout, assign: np.ndarray) -> np.ndarray:
@@ -417,6 +452,71 @@ class HighsSolver:
             x, obj = np.zeros(0), float("nan")
         bound = float(info.mip_dual_bound) if model["integer"] else obj
         return SolveResult(status, has, x, obj, bound, time.perf_counter() - t0)
+
+
+    def solve_lp_colgen(self, model: Model, init_cols: np.ndarray, time_limit: float = INF,
+                        batch: int = 0) -> SolveResult:
+        """The LP by column generation over the x columns, exact at termination.
+
+        Starts from ``init_cols`` (x columns of a feasible placement, so the restricted LP is feasible),
+        then repeatedly prices all x columns against the row duals, c_j - a_j^T y (numpy, one pass),
+        and appends the most negative ``batch`` of them; HiGHS re-optimises from the previous basis.
+        It stops when no column prices below -tol: the restricted optimum is then the LP optimum.
+        """
+        t0 = time.perf_counter()
+        h = self.h
+        h.clearModel()
+        h.setOptionValue("solver", "simplex")
+        deadline = t0 + time_limit if np.isfinite(time_limit) else INF
+        h.setOptionValue("time_limit", float(time_limit) if np.isfinite(time_limit) else INF)
+        cols = np.unique(np.asarray(init_cols, np.int64))
+        m = model.arrays(cols)
+        h.passModel(m["num_col"], m["num_row"], m["num_nz"], _COLWISE, _MINIMIZE, m["offset"], m["cost"],
+                    m["col_lower"], m["col_upper"], m["row_lower"], m["row_upper"], m["start"],
+                    m["index"], m["value"], m["integrality"])
+        nrest = len(model.rest_count)
+        in_master = np.zeros(model.nx, bool)
+        in_master[cols] = True
+        order = list(cols)  # x column of each master x position (initial block, then appended)
+        batch = batch or max(64, 2 * len(model.lay.workers))
+        rounds = 0
+        while True:
+            h.run()
+            rounds += 1
+            st = h.getModelStatus()
+            if st != _hcore.HighsModelStatus.kOptimal:
+                break
+            sol = h.getSolution()
+            y = np.asarray(sol.row_dual, np.float64)
+            d = model.reduced_costs(y)
+            d[in_master] = 0.0
+            tol = 1e-9 * max(1.0, float(np.abs(model.xv[:, 1]).max(initial=1.0) * np.abs(y).max(initial=0.0)))
+            neg = np.flatnonzero(d < -tol)
+            if len(neg) == 0 or time.perf_counter() >= deadline:
+                break
+            if len(neg) > batch:
+                neg = neg[np.argpartition(d[neg], batch)[:batch]]
+            s_, i_, v_ = model.x_csc(neg)
+            k = len(neg)
+            h.addCols(k, np.zeros(k), np.zeros(k), np.ones(k), len(i_), s_[:-1], i_, v_)
+            in_master[neg] = True
+            order.extend(neg.tolist())
+            if np.isfinite(deadline):
+                h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 1e-3))
+        status = h.modelStatusToString(st).lower().replace(" ", "_")
+        info = h.getInfo()
+        has = int(info.primal_solution_status) == 2
+        x = np.zeros(model.nx)
+        obj = float("nan")
+        if has:
+            cv = np.asarray(h.getSolution().col_value, np.float64)
+            n0 = len(cols)
+            pos = np.concatenate([np.arange(n0), n0 + nrest + np.arange(len(order) - n0)])
+            x[np.asarray(order, np.int64)] = cv[pos]
+            obj = float(info.objective_function_value)
+        self.last_rounds = rounds
+        self.last_columns = len(order)
+        return SolveResult(status, has, x, obj, obj, time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------------------------------

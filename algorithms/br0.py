@@ -156,7 +156,7 @@ def pack_kernel(A, w, m, p, slots, kv, order, worder, u, mode, K, forced, force_
                     x = A[i, h] - (m[g, h] + u - D[g, h])
                     if x > ov:
                         ov = x
-                if ov < 0.0:
+                if ov <= 0.0:
                     if best < 0 or score[g] > score[best]:
                         best = g
                 elif ov < least:

@@ -59,6 +59,6 @@ def register_configs() -> None:
     """Store the schema nodes; YAML presets extend them via their defaults lists."""
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
-    cs.store(group="workload", name="_workload_schema", node=WorkloadConfig)
-    cs.store(group="cluster", name="_cluster_schema", node=ClusterConfig)
-    cs.store(group="cluster/cost", name="_cost_schema", node=CostConfig)
+    # schemas live outside the selectable groups so they do not show up as options
+    cs.store(group="schema/workload", name="workload", node=WorkloadConfig)
+    cs.store(group="schema/cluster", name="cluster", node=ClusterConfig)

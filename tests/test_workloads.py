@@ -610,7 +610,7 @@ def test_expected_presets_exist():
 @pytest.mark.parametrize("name", YAMLS)
 def test_yaml_presets_compose(name):
     text = (CONF / "workload" / f"{name}.yaml").read_text()
-    assert text.startswith("defaults:\n  - _workload_schema\n  - _self_\n")
+    assert text.startswith("defaults:\n  - /schema/workload/workload@_here_\n  - _self_\n")
     cfg = _compose(CONF, [f"+workload={name}"])
     assert isinstance(cfg, WorkloadConfig) and cfg.name == name
     if cfg.preset:
@@ -622,7 +622,7 @@ def test_yaml_presets_compose(name):
 
 def test_yaml_typo_is_rejected(tmp_path):
     (tmp_path / "workload").mkdir()
-    (tmp_path / "workload" / "typo.yaml").write_text("defaults:\n  - _workload_schema\n  - _self_\n"
+    (tmp_path / "workload" / "typo.yaml").write_text("defaults:\n  - /schema/workload/workload@_here_\n  - _self_\n"
                                                      "name: typo\nrate_scal: 2.0\n")
     with pytest.raises(Exception, match="rate_scal"):
         _compose(tmp_path, ["+workload=typo"])
