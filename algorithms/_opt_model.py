@@ -1,6 +1,6 @@
 """The BF-IO placement model shared by the ``lp`` and ``bfio`` routers (DESIGN.md section 5).
 
-One decision step, for the N oldest waiting requests (the window) and the G workers:
+One decision step, for the N candidates (oldest waiting requests) and the G workers:
 
     minimise  sum_h gamma^h (G*M_h - S_h)  +  rho*u
     s.t.      M_h >= s_g(h) + sum_i a_ih x_ig        for every worker g, h = 0..H   (envelope)
@@ -9,25 +9,36 @@ One decision step, for the N oldest waiting requests (the window) and the G work
               sum_ig x_ig + u = K,  0 <= u <= K - K_lb                              (work conservation)
               x_ig in [0, 1] (lp) or {0, 1} (bfio)
 
-where s_g(h) = sum over running r of q_r(h)(l_r + h) (+ prefill/queued tokens committed to g), a_ih =
-q_i(h)(p_i + h) is the load request i adds h steps after admission, S_h = sum_g s_g(h) + sum_ig a_ih x_ig
-and q comes from the termination classifier. ``G*M_h - S_h`` is the predicted imbalance at step h.
+with s_g(h) = sum over running r on g of q_r(h)(l_r + h) + tokens committed to g (prefill, local
+queue; as BR-0/BR-H count them), a_ih = q_i(h)(p_i + h) the load request i adds h steps after
+admission, S_h = sum_g s_g(h) + sum_ig a_ih x_ig, q from the termination classifier. G*M_h - S_h is the
+predicted imbalance h steps ahead, so with H = 0 the objective is the imbalance right after the step.
 
-Work conservation. A pool policy admits K = min(window, total free slots) requests when they fit. With
-KV room binding, fewer may fit and the largest number that does is a bin-packing question, so the model
-carries a slack u (requests *not* admitted below K) priced at rho, a bound on the whole objective range:
-the optimum admits as many requests as can fit, and among those minimises the predicted imbalance. A
-greedy packing (smallest prompts first) gives a count K_lb that surely fits and bounds u <= K - K_lb, so
-the model is always feasible and, when KV does not bind (K_lb = K, the usual case), u is fixed at 0 and
-rho never enters the numerics.
+Work conservation. A pool policy admits K = min(N, total free slots) requests when they fit. When KV room
+binds, fewer may fit, and the largest count that does is a bin-packing question. So the model carries a
+slack u (requests left out below K) priced at rho, an upper bound on the imbalance term over all
+placements: the optimum admits as many requests as can fit and, among those, minimises the predicted
+imbalance. A count-greedy packing (smallest prompts first) gives K_lb that surely fits, which bounds
+u <= K - K_lb, so the model is always feasible; when KV does not bind (K_lb = K, the usual case) u is
+fixed at 0 and rho never enters the numerics.
 
-Sparse, vectorised form. Each x_ig column has one entry in its request row and one in each of worker g's
-aggregate definitions: P_g = sum_i p_i x_ig, n_g = sum_i x_ig (bounded by free KV and free slots) and,
-only when candidates' survival curves differ, z_gk = sum_i W_ik x_ig for a low-rank factor W V of the
-part of a_ih not spanned by p_i and 1. The envelope rows then read M_h - alpha_h P_g - beta_h n_g -
-sum_k V_kh z_gk >= s_g(h): a few entries each instead of N. With classifier ``none`` (a_ih = p_i + h) or
-any classifier whose candidate curve is shared, there is no z at all, so the matrix has 3*N*G + O(G*H)
-entries. The CSC arrays are built directly, never element by element.
+Sparse form. Each x_ig column has one entry in its request row and one in each of worker g's aggregate
+definitions P_g = sum_i p_i x_ig and n_g = sum_i x_ig (bounded by free KV and free slots) and, only when
+the candidates' survival curves differ, z_gk = sum_i W_ik x_ig for a low-rank factor W V of the part of
+a_ih that p_i and 1 do not span. The envelope rows read M_h - alpha_h P_g - beta_h n_g - sum_k V_kh z_gk
+>= s_g(h): a few entries each instead of N. With a candidate survival curve shared by all candidates
+(classifier none, or empirical without prompt bins) z is empty and the matrix has 3*N*G + O(G*H)
+entries. Blocks are built as numpy arrays, never element by element.
+
+Solving the LP fast (``HighsSolver.solve_lp``): HiGHS's dual simplex from scratch on the full model
+needs 1-2k iterations at 512 x 32 (~100-200 ms). Started instead from the vertex of a greedy placement
+(restricted to its own x columns), then given the columns that price out negative against the duals,
+HiGHS's primal simplex needs a few hundred: column generation with large batches, exact at termination
+(no column prices below -tol), typically 2-4 rounds.
+
+Certificate. sum_h gamma^h max(0, G*max_g s_g(h) - sum_g s_g(h) - T_h), with T_h the sum of the K largest
+a_ih, is a lower bound on the LP (hence on the MILP). When the greedy placement attains it, the greedy is
+optimal for both and no solver runs (the common case when the cluster has room).
 """
 from __future__ import annotations
 
@@ -36,7 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-try:  # the bare core class: same solver, no banner printed on construction, no interrupt thread
+try:  # the bare core class: same solver, no banner on construction, no interrupt-handling thread
     from highspy._core import _Highs as _HighsClass
 except ImportError:  # pragma: no cover - other highspy layouts
     from highspy import Highs as _HighsClass
@@ -48,36 +59,42 @@ from framework.view import ClusterView
 INF = float("inf")
 _COLWISE = int(_hcore.MatrixFormat.kColwise)
 _MINIMIZE = int(_hcore.ObjSense.kMinimize)
+_OPTIMAL = _hcore.HighsModelStatus.kOptimal
+_FEASIBLE = 2  # SolutionStatus.kSolutionStatusFeasible
+_DUAL, _PRIMAL = 1, 4  # simplex_strategy values
 
 
 # --------------------------------------------------------------------------------------------------
 # the per-step problem
 @dataclass
 class PoolProblem:
-    """One step's data: candidates (window), their added loads, workers' predicted loads and limits."""
+    """One step's data: candidates, their added loads, the workers' predicted loads and limits."""
 
     ids: np.ndarray  # (N,) candidate request ids, oldest first
-    prompt: np.ndarray  # (N,) prompt tokens (KV needed at admission)
+    prompt: np.ndarray  # (N,) prompt tokens (the KV a request takes at admission)
     add: np.ndarray  # (N, H+1) a_ih, load request i adds h steps after admission
     base: np.ndarray  # (G, H+1) s_g(h), predicted load without new admissions
     free_slots: np.ndarray  # (G,)
     free_kv: np.ndarray  # (G,)
     weights: np.ndarray  # (H+1,) gamma^h
     target: int = field(init=False)  # K = min(N, total free slots)
-    floor: int = field(init=False)  # K_lb, a count a greedy packing achieves (<= the best count)
+    floor: int = field(init=False)  # K_lb, a count the greedy packing reaches (<= the best count)
 
     def __post_init__(self) -> None:
+        self.ids = np.asarray(self.ids, np.int64)
         self.prompt = np.asarray(self.prompt, np.int64)
         self.add = np.asarray(self.add, np.float64)
         self.base = np.asarray(self.base, np.float64)
         self.free_slots = np.maximum(np.asarray(self.free_slots, np.int64), 0)
         self.free_kv = np.maximum(np.asarray(self.free_kv, np.int64), 0)
         self.weights = np.asarray(self.weights, np.float64)
-        N, G = len(self.prompt), len(self.free_slots)
-        assert self.add.shape == (N, len(self.weights)) and self.base.shape == (G, len(self.weights))
-        self.target = int(min(N, self.free_slots.sum()))
+        H1 = len(self.weights)
+        if self.add.shape != (self.N, H1) or self.base.shape != (self.G, H1):
+            raise ValueError(f"PoolProblem shapes: add {self.add.shape}, base {self.base.shape}, "
+                             f"expected ({self.N}, {H1}) and ({self.G}, {H1})")
+        self.target = int(min(self.N, self.free_slots.sum()))
         self._greedy: np.ndarray | None = None
-        self.floor = self.target if self._kv_never_binds() else int((self.greedy_count() >= 0).sum())
+        self.floor = self.target if self.kv_never_binds() else int((self.greedy_count() >= 0).sum())
 
     @property
     def N(self) -> int:
@@ -91,64 +108,82 @@ class PoolProblem:
     def H(self) -> int:
         return len(self.weights) - 1
 
-    def _kv_never_binds(self) -> bool:
-        """True if any slot-respecting placement of the K smallest prompts also respects free KV."""
+    def kv_never_binds(self) -> bool:
+        """True if every slot-respecting placement of the K smallest prompts respects free KV too."""
         K = self.target
         if K == 0:
             return True
-        pmax = np.partition(self.prompt, K - 1)[K - 1] if K < self.N else self.prompt.max()
+        pmax = np.partition(self.prompt, K - 1)[K - 1]
         return bool(np.all(self.free_kv >= np.minimum(self.free_slots, K) * pmax))
 
     def greedy_count(self) -> np.ndarray:
-        """A count-maximising greedy packing: smallest prompts first, each into the worker with the
-        most KV room among those with a free slot. Returns assign (N,), -1 = not admitted."""
+        """A count-maximising greedy packing: smallest prompts first, each into the worker with the most
+        KV room among those with a free slot. Returns assign (N,), -1 = not admitted."""
         if self._greedy is None:
             assign = np.full(self.N, -1, np.int64)
             slots = self.free_slots.copy()
             kv = self.free_kv.copy()
-            kv_masked = np.where(slots > 0, kv, -1)
+            room = np.where(slots > 0, kv, -1)
             done = 0
             for i in np.argsort(self.prompt, kind="stable").tolist():
                 if done == self.target:
                     break
-                g = int(np.argmax(kv_masked))
+                g = int(np.argmax(room))
                 p = int(self.prompt[i])
-                if kv_masked[g] < p:  # nothing fits this one, hence none of the larger ones
+                if room[g] < p:  # fits nowhere, and neither does any larger request
                     break
                 assign[i] = g
                 done += 1
                 slots[g] -= 1
                 kv[g] -= p
-                kv_masked[g] = kv[g] if slots[g] > 0 else -1
+                room[g] = kv[g] if slots[g] > 0 else -1
             self._greedy = assign
         return self._greedy.copy()
 
+    def lower_bound(self) -> float:
+        """A lower bound on the LP (and MILP) optimum; see "Certificate" in the module docstring."""
+        K = self.target
+        if K == 0 or self.N == 0:
+            top = np.zeros(self.H + 1)
+        elif K >= self.N:
+            top = self.add.sum(axis=0)
+        else:
+            top = -np.partition(-self.add, K - 1, axis=0)[:K].sum(axis=0)
+        gap = self.G * self.base.max(axis=0) - self.base.sum(axis=0) - top
+        return float(self.weights @ np.maximum(gap, 0.0))
 
-def problem_from_view(view: ClusterView, window: int, horizon: int, gamma: float,
-                      classifier: TerminationClassifier | None) -> PoolProblem:
-    """Build the step's problem from the router's view (classifier None means q = 1)."""
-    N = min(int(window), view.num_waiting)
-    ids = np.asarray(view.waiting_ids[:N], np.int64)
-    prompt = np.asarray(view.waiting_prompt[:N], np.int64)
+    def without(self, assign: np.ndarray) -> "PoolProblem":
+        """The problem left after committing ``assign`` (its requests leave, their loads and their
+        slots/KV are taken from the workers). Used to pre-place requests forced in by the hold bound."""
+        sel = assign >= 0
+        rest = ~sel
+        return PoolProblem(self.ids[rest], self.prompt[rest], self.add[rest], predicted_loads(self, assign),
+                           self.free_slots - np.bincount(assign[sel], minlength=self.G),
+                           self.free_kv - np.bincount(assign[sel], weights=self.prompt[sel],
+                                                      minlength=self.G).astype(np.int64),
+                           self.weights)
+
+
+def problem_from_view(view: ClusterView, ids: np.ndarray, prompt: np.ndarray, horizon: int,
+                      gamma: float, classifier: TerminationClassifier | None) -> PoolProblem:
+    """Build the step's problem for candidates ``ids`` (classifier None means q = 1, no call)."""
     H = int(horizon)
     h = np.arange(H + 1, dtype=np.float64)
     G = view.workers
-    # work already committed to a worker but not yet decoding: prefill reservations, local queues
-    pending_n = (view.prefilling + view.queued).astype(np.float64)
-    base = view.committed_tokens.astype(np.float64)[:, None] + pending_n[:, None] * h
+    prompt = np.asarray(prompt, np.int64)
+    committed = view.committed_tokens.astype(np.float64)[:, None]
     if classifier is None:
-        base = base + view.loads.astype(np.float64)[:, None] + view.running.astype(np.float64)[:, None] * h
-        add = np.broadcast_to(prompt[:, None] + h, (N, H + 1)).astype(np.float64)
+        base = committed + view.loads.astype(np.float64)[:, None] + view.running[:, None] * h
+        add = prompt[:, None] + h
     else:
         surv = classifier.survival(view, H, ids)
         ctx = (view.running_prompt + view.running_decoded).astype(np.float64)
         contrib = np.asarray(surv.running, np.float64) * (ctx[:, None] + h)
         idx = (view.running_worker[:, None] * (H + 1) + np.arange(H + 1)).ravel()
-        base = base + np.bincount(idx, weights=contrib.ravel(), minlength=G * (H + 1)).reshape(G, H + 1)
+        base = committed + np.bincount(idx, weights=contrib.ravel(),
+                                       minlength=G * (H + 1)).reshape(G, H + 1)
         add = np.asarray(surv.candidates, np.float64) * (prompt[:, None] + h)
-    weights = float(gamma) ** h
-    return PoolProblem(ids, prompt, add, base, np.asarray(view.free_slots), np.asarray(view.free_kv),
-                       weights)
+    return PoolProblem(ids, prompt, add, base, view.free_slots, view.free_kv, float(gamma) ** h)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -165,20 +200,19 @@ def predicted_loads(pb: PoolProblem, assign: np.ndarray) -> np.ndarray:
 
 
 def imbalance_objective(pb: PoolProblem, assign: np.ndarray) -> float:
-    """sum_h gamma^h (G*max_g s_g(h) - sum_g s_g(h)) after the placement (no work-conservation term)."""
+    """sum_h gamma^h (G*max_g s_g(h) - sum_g s_g(h)) after the placement (the model without rho*u)."""
     loads = predicted_loads(pb, assign)
     return float(pb.weights @ (pb.G * loads.max(axis=0) - loads.sum(axis=0)))
 
 
 def limit_violations(pb: PoolProblem, assign: np.ndarray) -> list[str]:
-    """Every way ``assign`` breaks a limit (empty list = valid placement)."""
-    out = []
+    """Every way ``assign`` breaks a limit (empty list = a placement the simulator accepts)."""
     assign = np.asarray(assign, np.int64)
     if assign.shape != (pb.N,):
         return [f"assign has shape {assign.shape}, expected ({pb.N},)"]
     if np.any((assign < -1) | (assign >= pb.G)):
-        out.append("worker index out of range")
-        return out
+        return ["worker index out of range"]
+    out = []
     sel = assign >= 0
     cnt = np.bincount(assign[sel], minlength=pb.G)
     tok = np.bincount(assign[sel], weights=pb.prompt[sel], minlength=pb.G)
@@ -191,60 +225,22 @@ def limit_violations(pb: PoolProblem, assign: np.ndarray) -> list[str]:
 
 # --------------------------------------------------------------------------------------------------
 # the LP / MILP
-@dataclass
-class ModelLayout:
-    """Where each variable sits in the solver's column vector, and the constant objective part."""
-
-    x_req: np.ndarray  # (nx,) request index of each x column (columns 0..nx-1)
-    x_wkr: np.ndarray  # (nx,) worker of each x column
-    workers: np.ndarray  # (Ge,) workers that have x columns
-    rank: int  # r, number of z aggregates per worker
-    alpha: np.ndarray  # (H+1,)
-    beta: np.ndarray  # (H+1,)
-    zcoef: np.ndarray  # (N, r) W
-    zbasis: np.ndarray  # (r, H+1) V
-    offset: float  # constant objective term: -sum_h w_h sum_g s_g(h)
-    rho: float  # price of one request left out below K
-    num_col: int = 0
-    num_row: int = 0
-
-    @property
-    def nx(self) -> int:
-        return len(self.x_req)
-
-    def col_P(self) -> int:
-        return self.nx
-
-    def col_n(self) -> int:
-        return self.nx + len(self.workers)
-
-    def col_z(self) -> int:
-        return self.nx + 2 * len(self.workers)
-
-    def col_M(self) -> int:
-        return self.nx + (2 + self.rank) * len(self.workers)
-
-    def col_u(self) -> int:
-        return self.col_M() + len(self.alpha)
-
-
 def factor_added_load(pb: PoolProblem, rtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                                       np.ndarray]:
-    """Write a_ih = alpha_h p_i + beta_h + sum_k W_ik V_kh exactly (up to rtol), with r = rank(W) small.
+    """Write a_ih = alpha_h p_i + beta_h + sum_k W_ik V_kh (exact up to rtol) with r = rank(W) small.
 
-    A shared survival curve c (classifier none, or a curve that does not depend on the request) gives
-    a_ih = c_h p_i + c_h h, so alpha = c, beta = c*h and r = 0. Otherwise the remainder is factored by SVD.
+    A candidate curve c shared by all candidates gives a_ih = c_h p_i + c_h h: alpha = c, beta = c*h and
+    r = 0. Otherwise the remainder is factored by SVD (r <= H+1).
     """
     A = pb.add
     N, H1 = A.shape
     h = np.arange(H1, dtype=np.float64)
     if N == 0:
         return np.zeros(H1), np.zeros(H1), np.zeros((0, 0)), np.zeros((0, H1))
-    p = pb.prompt.astype(np.float64)
-    q0 = A[0] / (p[0] + h)
-    scale = max(float(np.abs(A).max()), 1.0)
+    q0 = A[0] / (pb.prompt[0] + h)
     alpha, beta = q0, q0 * h
-    R = A - (p[:, None] * alpha + beta)
+    R = A - (pb.prompt[:, None] * alpha + beta)
+    scale = max(float(np.abs(A).max()), 1.0)
     if float(np.abs(R).max()) <= rtol * scale:
         return alpha, beta, np.zeros((N, 0)), np.zeros((0, H1))
     U, s, Vt = np.linalg.svd(R, full_matrices=False)
@@ -252,22 +248,25 @@ def factor_added_load(pb: PoolProblem, rtol: float = 1e-10) -> tuple[np.ndarray,
     return alpha, beta, U[:, :r] * s[:r], Vt[:r]
 
 
-def _masked_cols(rows0: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSC pieces for columns whose entries are (rows0[j, c], vals[j, c]) with zero values dropped."""
+def _masked_cols(rows: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSC pieces (count per column, rows, values) of columns given row-wise, exact zeros dropped."""
     keep = vals != 0.0
-    return keep.sum(axis=1), rows0[keep], vals[keep]
+    return keep.sum(axis=1), rows[keep], vals[keep]
 
 
 @dataclass
 class Model:
     """The LP/MILP in pieces: x columns as fixed-width (rows, values) blocks, so any subset of them can
-    be passed or appended in CSC form without loops, and the other columns (P, n, z, M, u) in CSC.
+    be passed or appended in CSC form without loops; the other columns (P, n, z, M, u) in CSC.
     Rows: requests (N), P defs (Ge), n defs (Ge), z defs (Ge*r), count (1), envelopes (Ge*(H+1))."""
 
-    lay: ModelLayout
-    xr: np.ndarray  # (nx, per) int32 row indices of each x column (ascending)
-    xv: np.ndarray  # (nx, per) values
-    rest_count: np.ndarray  # entries per non-x column
+    x_req: np.ndarray  # (nx,) request of each x column (request-major order)
+    x_wkr: np.ndarray  # (nx,) worker of each x column
+    workers: np.ndarray  # (Ge,) workers with a free slot and some free KV (the others get no x)
+    zcoef: np.ndarray  # (N, r) W
+    xr: np.ndarray  # (nx, 3 + r) int32 rows of each x column (ascending)
+    xv: np.ndarray  # (nx, 3 + r) their values
+    rest_count: np.ndarray
     rest_index: np.ndarray
     rest_value: np.ndarray
     rest_cost: np.ndarray
@@ -275,6 +274,8 @@ class Model:
     rest_upper: np.ndarray
     row_lower: np.ndarray
     row_upper: np.ndarray
+    offset: float  # constant objective term: -sum_h w_h sum_g s_g(h)
+    rho: float  # price of one request left out below K
 
     @property
     def nx(self) -> int:
@@ -283,87 +284,96 @@ class Model:
     def x_csc(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(start, index, value) of the x columns ``cols``."""
         per = self.xr.shape[1]
-        start = (np.arange(len(cols) + 1) * per).astype(np.int32)
-        return start, self.xr[cols].ravel(), self.xv[cols].ravel()
+        return ((np.arange(len(cols) + 1) * per).astype(np.int32), self.xr[cols].ravel(),
+                self.xv[cols].ravel())
 
     def arrays(self, cols: np.ndarray | None = None, integer: bool = False) -> dict:
         """passModel arguments with the x columns ``cols`` (all if None) first, then the rest."""
-        if cols is None:
-            cols = np.arange(self.nx)
+        cols = np.arange(self.nx) if cols is None else np.asarray(cols, np.int64)
         k = len(cols)
         xs, xi, xval = self.x_csc(cols)
         start = np.concatenate([xs[:-1], xs[-1] + np.concatenate([[0], np.cumsum(self.rest_count)])])
-        index = np.concatenate([xi, self.rest_index]).astype(np.int32)
-        value = np.concatenate([xval, self.rest_value])
         num_col = k + len(self.rest_count)
-        return dict(num_col=num_col, num_row=len(self.row_lower), num_nz=int(start[-1]),
-                    offset=self.lay.offset, cost=np.concatenate([np.zeros(k), self.rest_cost]),
+        return dict(num_col=num_col, num_row=len(self.row_lower), num_nz=int(start[-1]), offset=self.offset,
+                    cost=np.concatenate([np.zeros(k), self.rest_cost]),
                     col_lower=np.concatenate([np.zeros(k), self.rest_lower]),
                     col_upper=np.concatenate([np.ones(k), self.rest_upper]),
                     row_lower=self.row_lower, row_upper=self.row_upper, start=start.astype(np.int32),
-                    index=index, value=value, integer=integer, nx=k,
+                    index=np.concatenate([xi, self.rest_index]).astype(np.int32),
+                    value=np.concatenate([xval, self.rest_value]),
                     integrality=np.concatenate([np.full(k, int(integer), np.int32),
                                                 np.zeros(num_col - k, np.int32)]))
 
     def reduced_costs(self, row_dual: np.ndarray) -> np.ndarray:
-        """c - A^T y for every x column (their cost is 0)."""
+        """c_j - a_j^T y for every x column (their cost is 0)."""
         return -(self.xv * row_dual[self.xr]).sum(axis=1)
+
+    def columns_of(self, assign: np.ndarray) -> np.ndarray:
+        """Indices of the x columns a placement uses."""
+        return np.flatnonzero(assign[self.x_req] == self.x_wkr)
+
+    def column_values(self, pb: PoolProblem, assign: np.ndarray) -> np.ndarray:
+        """Every column's value for an integral placement (x first, then P, n, z, M, u): a MIP start."""
+        pos = np.full(pb.G, -1, np.int64)
+        pos[self.workers] = np.arange(len(self.workers))
+        Ge, r = len(self.workers), self.zcoef.shape[1]
+        sel = assign >= 0
+        loc = pos[assign[sel]]
+        P = np.bincount(loc, weights=pb.prompt[sel], minlength=Ge)
+        n = np.bincount(loc, minlength=Ge).astype(np.float64)
+        z = np.zeros((Ge, r))
+        for k in range(r):
+            z[:, k] = np.bincount(loc, weights=self.zcoef[sel, k], minlength=Ge)
+        M = predicted_loads(pb, assign).max(axis=0)
+        return np.concatenate([(assign[self.x_req] == self.x_wkr).astype(np.float64), P, n, z.ravel(), M,
+                               [float(pb.target - sel.sum())]])
 
 
 def build_model(pb: PoolProblem) -> Model:
-    """The model for this step's problem (see the module docstring)."""
+    """The model of this step's problem (see the module docstring)."""
     N, G, H1 = pb.N, pb.G, pb.H + 1
     w = pb.weights
     alpha, beta, W, V = factor_added_load(pb)
     r = W.shape[1]
-    ok_w = (pb.free_slots > 0) & (pb.free_kv > 0)
-    workers = np.flatnonzero(ok_w)
+    workers = np.flatnonzero((pb.free_slots > 0) & (pb.free_kv > 0))
     Ge = len(workers)
-    # eligible pairs: the worker has a slot and the prompt fits its KV room
-    elig = pb.prompt[:, None] <= pb.free_kv[workers][None, :]
-    x_req, x_loc = np.nonzero(elig)  # request-major order
+    x_req, x_loc = np.nonzero(pb.prompt[:, None] <= pb.free_kv[workers][None, :])  # eligible pairs
     nx = len(x_req)
     R_P, R_n, R_z = N, N + Ge, N + 2 * Ge
     R_cnt = N + (2 + r) * Ge
     R_env = R_cnt + 1
-    # --- x columns: [request row, P row, n row, z rows], ascending rows, 3 + r entries each
-    per = 3 + r
-    xr = np.empty((nx, per), np.int32)
-    xv = np.empty((nx, per), np.float64)
-    xr[:, 0] = x_req
-    xv[:, 0] = 1.0
-    xr[:, 1] = R_P + x_loc
-    xv[:, 1] = -pb.prompt[x_req]
-    xr[:, 2] = R_n + x_loc
-    xv[:, 2] = -1.0
+    # x columns: [request row, P row, n row, z rows], ascending rows, 3 + r entries each
+    xr = np.empty((nx, 3 + r), np.int32)
+    xv = np.empty((nx, 3 + r), np.float64)
+    xr[:, 0], xv[:, 0] = x_req, 1.0
+    xr[:, 1], xv[:, 1] = R_P + x_loc, -pb.prompt[x_req]
+    xr[:, 2], xv[:, 2] = R_n + x_loc, -1.0
     if r:
         xr[:, 3:] = R_z + x_loc[:, None] * r + np.arange(r)
         xv[:, 3:] = -W[x_req]
-    # --- the other columns: P_g, n_g, z_gk, M_h, u
-    env = R_env + np.arange(Ge)[:, None] * H1 + np.arange(H1)  # (Ge, H1) envelope row of (g, h)
+    # the other columns: P_g, n_g, z_gk, M_h, u
+    env = R_env + np.arange(Ge)[:, None] * H1 + np.arange(H1)  # (Ge, H1): envelope row of (g, h)
+    ones = np.ones((Ge, 1))
     P_cnt, P_rows, P_vals = _masked_cols(np.column_stack([R_P + np.arange(Ge), env]),
-                                         np.column_stack([np.ones(Ge), np.broadcast_to(-alpha, (Ge, H1))]))
-    n_cnt, n_rows, n_vals = _masked_cols(
-        np.column_stack([R_n + np.arange(Ge), np.full(Ge, R_cnt), env]),
-        np.column_stack([np.ones(Ge), np.ones(Ge), np.broadcast_to(-beta, (Ge, H1))]))
+                                         np.column_stack([ones, np.broadcast_to(-alpha, (Ge, H1))]))
+    n_cnt, n_rows, n_vals = _masked_cols(np.column_stack([R_n + np.arange(Ge), np.full(Ge, R_cnt), env]),
+                                         np.column_stack([ones, ones, np.broadcast_to(-beta, (Ge, H1))]))
     if r:
-        zr = np.concatenate([(R_z + np.arange(Ge * r))[:, None], np.repeat(env, r, axis=0)], axis=1)
-        zv = np.concatenate([np.ones((Ge * r, 1)), np.tile(-V, (Ge, 1))], axis=1)
-        z_cnt, z_rows, z_vals = _masked_cols(zr, zv)
+        z_cnt, z_rows, z_vals = _masked_cols(
+            np.concatenate([(R_z + np.arange(Ge * r))[:, None], np.repeat(env, r, axis=0)], axis=1),
+            np.concatenate([np.ones((Ge * r, 1)), np.tile(-V, (Ge, 1))], axis=1))
     else:
         z_cnt, z_rows, z_vals = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    M_cnt = np.full(H1, Ge, np.int64)  # M_h: +1 in every envelope row of h
-    M_rows, M_vals = env.T.ravel(), np.ones(Ge * H1)
-    # --- objective, bounds
-    offset = -float(w @ pb.base.sum(axis=0))
+    M_cnt, M_rows, M_vals = np.full(H1, Ge, np.int64), env.T.ravel(), np.ones(Ge * H1)
+    # objective and bounds
     slack_room = pb.target - pb.floor
     rho = 0.0
-    if slack_room > 0:  # bound on the objective's range: every admissible placement scores in [0, rho)
+    if slack_room > 0:  # every admissible placement's imbalance term lies in [0, rho)
         rho = float(G * (w @ (pb.base.max(axis=0) + pb.add.sum(axis=0)))) + 1.0
     rest_cost = np.concatenate([np.full(Ge, -float(w @ alpha)), np.full(Ge, -float(w @ beta)),
-                                np.tile(-(V @ w), Ge) if r else np.zeros(0), G * w, [rho]])
-    Mlow = pb.base.max(axis=0) if G else np.zeros(H1)
-    rest_lower = np.concatenate([np.zeros(2 * Ge), np.full(Ge * r, -INF), Mlow, [0.0]])
+                                np.tile(-(V @ w), Ge), G * w, [rho]])
+    M_low = pb.base.max(axis=0) if G else np.zeros(H1)  # workers without x columns bound M directly
+    rest_lower = np.concatenate([np.zeros(2 * Ge), np.full(Ge * r, -INF), M_low, [0.0]])
     rest_upper = np.concatenate([pb.free_kv[workers].astype(np.float64),
                                  pb.free_slots[workers].astype(np.float64), np.full(Ge * r, INF),
                                  np.full(H1, INF), [float(slack_room)]])
@@ -371,169 +381,148 @@ def build_model(pb: PoolProblem) -> Model:
                                 pb.base[workers].ravel()])
     row_upper = np.concatenate([np.ones(N), np.zeros((2 + r) * Ge), [float(pb.target)],
                                 np.full(Ge * H1, INF)])
-    lay = ModelLayout(x_req=x_req, x_wkr=workers[x_loc], workers=workers, rank=r, alpha=alpha, beta=beta,
-                      zcoef=W, zbasis=V, offset=offset, rho=rho, num_col=nx + len(rest_cost),
-                      num_row=len(row_lower))
-    return Model(lay, xr, xv, np.concatenate([P_cnt, n_cnt, z_cnt, M_cnt, [1]]),
-                 np.concatenate([P_rows, n_rows, z_rows, M_rows, [R_cnt]]).astype(np.int32),
-                 np.concatenate([P_vals, n_vals, z_vals, M_vals, [1.0]]), rest_cost, rest_lower,
-                 rest_upper, row_lower, row_upper)
-
-
-def column_values(pb: PoolProblem, lay: ModelLayout, assign: np.ndarray) -> np.ndarray:
-    """The full column vector of an integral placement (a MIP start)."""
-    x = (assign[lay.x_req] == lay.x_wkr).astype(np.float64)
-    pos = np.full(pb.G, -1, np.int64)
-    pos[lay.workers] = np.arange(len(lay.workers))
-    Ge = len(lay.workers)
-    sel = assign >= 0
-    loc = pos[assign[sel]]
-    P = np.bincount(loc, weights=pb.prompt[sel], minlength=Ge)
-    n = np.bincount(loc, minlength=Ge).astype(np.float64)
-    r = lay.rank
-    z = np.zeros((Ge, r))
-    for k in range(r):
-        z[:, k] = np.bincount(loc, weights=lay.zcoef[sel, k], minlength=Ge)
-    M = predicted_loads(pb, assign).max(axis=0)
-    u = float(pb.target - sel.sum())
-    return np.concatenate([x, P, n, z.ravel(), M, [u]])
+    return Model(x_req=x_req, x_wkr=workers[x_loc], workers=workers, zcoef=W, xr=xr, xv=xv,
+                 rest_count=np.concatenate([P_cnt, n_cnt, z_cnt, M_cnt, [1]]),
+                 rest_index=np.concatenate([P_rows, n_rows, z_rows, M_rows, [R_cnt]]).astype(np.int32),
+                 rest_value=np.concatenate([P_vals, n_vals, z_vals, M_vals, [1.0]]),
+                 rest_cost=rest_cost, rest_lower=rest_lower, rest_upper=rest_upper, row_lower=row_lower,
+                 row_upper=row_upper, offset=-float(w @ pb.base.sum(axis=0)), rho=rho)
 
 
 # --------------------------------------------------------------------------------------------------
 # solving
 @dataclass
 class SolveResult:
-    status: str  # "optimal" | "time_limit" | "infeasible" | ... (HiGHS model status, lower-case)
+    status: str  # HiGHS model status, lower case with underscores ("optimal", "time_limit", ...)
     has_solution: bool
-    x: np.ndarray  # (nx,) values of the x columns (empty if no solution)
-    objective: float  # model objective incl. constant and rho*u (nan if no solution)
-    bound: float  # MILP dual bound (LP: = objective)
+    x: np.ndarray  # (nx,) values of every x column (zeros if no solution)
+    objective: float  # model objective incl. the constant and rho*u (nan if no solution)
+    bound: float  # MILP: HiGHS's dual bound; LP: the objective
     seconds: float
+    rounds: int = 1  # LP: column-generation rounds
+    columns: int = 0  # LP: x columns in the final restricted model
 
 
 class HighsSolver:
     """A reusable HiGHS instance with this project's options (quiet, single thread by default)."""
 
-    def __init__(self, threads: int = 1, presolve: bool = True, lp_solver: str = "simplex",
-                 mip_rel_gap: float = 1e-6) -> None:
+    def __init__(self, threads: int = 1, mip_rel_gap: float = 1e-6, batch: int = 4096) -> None:
         self.h = _HighsClass()
-        self.options = {"output_flag": False, "log_to_console": False, "threads": int(threads),
-                        "presolve": "on" if presolve else "off", "solver": lp_solver,
-                        "mip_rel_gap": float(mip_rel_gap)}
-        for k, v in self.options.items():
+        self.batch = int(batch)
+        for k, v in {"output_flag": False, "log_to_console": False, "threads": int(threads),
+                     "mip_rel_gap": float(mip_rel_gap), "mip_abs_gap": 1e-6}.items():
             self.h.setOptionValue(k, v)
 
-    def solve(self, model: dict, time_limit: float = INF, start: np.ndarray | None = None) -> SolveResult:
-        t0 = time.perf_counter()
+    def _load(self, m: dict, time_limit: float, presolve: str, strategy: int) -> None:
         h = self.h
         h.clearModel()
         h.setOptionValue("time_limit", float(time_limit) if np.isfinite(time_limit) else INF)
-        if model["integer"]:
-            h.setOptionValue("solver", "choose")
-        else:
-            h.setOptionValue("solver", self.options["solver"])
-        h.passModel(model["num_col"], model["num_row"], model["num_nz"], _COLWISE, _MINIMIZE,
-                    model["offset"], model["cost"], model["col_lower"], model["col_upper"],
-                    model["row_lower"], model["row_upper"], model["start"], model["index"],
-                    model["value"], model["integrality"])
-        nx = model["nx"]
-        if model["integer"] and nx and start is not None:
-            h.setSolution(len(start), np.arange(len(start), dtype=np.int32), start)
-        h.run()
-        st = h.getModelStatus()
-        status = h.modelStatusToString(st).lower().replace(" ", "_")
-        info = h.getInfo()
-        has = int(info.primal_solution_status) == 2  # kSolutionStatusFeasible
-        if has:
-            sol = h.getSolution()
-            x = np.asarray(sol.col_value[:nx], np.float64) if nx else np.zeros(0)
-            obj = float(info.objective_function_value)
-        else:
-            x, obj = np.zeros(0), float("nan")
-        bound = float(info.mip_dual_bound) if model["integer"] else obj
-        return SolveResult(status, has, x, obj, bound, time.perf_counter() - t0)
-
-
-    def solve_lp_colgen(self, model: Model, init_cols: np.ndarray, time_limit: float = INF,
-                        batch: int = 0) -> SolveResult:
-        """The LP by column generation over the x columns, exact at termination.
-
-        Starts from ``init_cols`` (x columns of a feasible placement, so the restricted LP is feasible),
-        then repeatedly prices all x columns against the row duals, c_j - a_j^T y (numpy, one pass),
-        and appends the most negative ``batch`` of them; HiGHS re-optimises from the previous basis.
-        It stops when no column prices below -tol: the restricted optimum is then the LP optimum.
-        """
-        t0 = time.perf_counter()
-        h = self.h
-        h.clearModel()
-        h.setOptionValue("solver", "simplex")
-        deadline = t0 + time_limit if np.isfinite(time_limit) else INF
-        h.setOptionValue("time_limit", float(time_limit) if np.isfinite(time_limit) else INF)
-        cols = np.unique(np.asarray(init_cols, np.int64))
-        m = model.arrays(cols)
+        h.setOptionValue("presolve", presolve)
+        h.setOptionValue("simplex_strategy", strategy)
         h.passModel(m["num_col"], m["num_row"], m["num_nz"], _COLWISE, _MINIMIZE, m["offset"], m["cost"],
                     m["col_lower"], m["col_upper"], m["row_lower"], m["row_upper"], m["start"],
                     m["index"], m["value"], m["integrality"])
-        nrest = len(model.rest_count)
+
+    def _status(self) -> str:
+        return self.h.modelStatusToString(self.h.getModelStatus()).lower().replace(" ", "_")
+
+    def solve_milp(self, model: Model, pb: PoolProblem, time_limit: float = INF,
+                   start: np.ndarray | None = None) -> SolveResult:
+        """The MILP (x binary) within ``time_limit`` seconds, from the placement ``start`` if given."""
+        t0 = time.perf_counter()
+        h = self.h
+        self._load(model.arrays(integer=True), time_limit, "choose", _DUAL)
+        if start is not None:
+            vals = model.column_values(pb, start)
+            h.setSolution(len(vals), np.arange(len(vals), dtype=np.int32), vals)
+        h.run()
+        info = h.getInfo()
+        has = int(info.primal_solution_status) == _FEASIBLE
+        x = np.asarray(h.getSolution().col_value[:model.nx], np.float64) if has else np.zeros(model.nx)
+        obj = float(info.objective_function_value) if has else float("nan")
+        return SolveResult(self._status(), has, x, obj, float(info.mip_dual_bound),
+                           time.perf_counter() - t0, 1, model.nx)
+
+    def solve_lp(self, model: Model, init_cols: np.ndarray, time_limit: float = INF) -> SolveResult:
+        """The LP by column generation over the x columns; exact at termination.
+
+        ``init_cols`` are the x columns of a feasible placement, so the first restricted LP is feasible
+        (dual simplex). Each round prices every x column against the row duals in one numpy pass and
+        appends up to ``batch`` of the most negative; HiGHS then re-optimises from its basis with the
+        primal simplex (the basis stays primal feasible). It stops when none prices below -tol, or at
+        the time limit with the restricted optimum, which is still a feasible point of the full LP.
+        """
+        t0 = time.perf_counter()
+        deadline = t0 + time_limit if np.isfinite(time_limit) else INF
+        h = self.h
+        cols = np.unique(np.asarray(init_cols, np.int64))
+        self._load(model.arrays(cols), time_limit, "off", _DUAL)
         in_master = np.zeros(model.nx, bool)
         in_master[cols] = True
-        order = list(cols)  # x column of each master x position (initial block, then appended)
-        batch = batch or max(64, 2 * len(model.lay.workers))
+        order = [cols]
         rounds = 0
         while True:
             h.run()
             rounds += 1
-            st = h.getModelStatus()
-            if st != _hcore.HighsModelStatus.kOptimal:
+            if h.getModelStatus() != _OPTIMAL:
                 break
-            sol = h.getSolution()
-            y = np.asarray(sol.row_dual, np.float64)
+            y = np.asarray(h.getSolution().row_dual, np.float64)
             d = model.reduced_costs(y)
             d[in_master] = 0.0
-            tol = 1e-9 * max(1.0, float(np.abs(model.xv[:, 1]).max(initial=1.0) * np.abs(y).max(initial=0.0)))
-            neg = np.flatnonzero(d < -tol)
-            if len(neg) == 0 or time.perf_counter() >= deadline:
+            scale = max(1.0, float(np.abs(model.xv).max(initial=1.0) * np.abs(y).max(initial=0.0)))
+            neg = np.flatnonzero(d < -1e-9 * scale)
+            left = deadline - time.perf_counter()
+            if len(neg) == 0 or left <= 0:
                 break
-            if len(neg) > batch:
-                neg = neg[np.argpartition(d[neg], batch)[:batch]]
+            if len(neg) > self.batch:
+                neg = neg[np.argpartition(d[neg], self.batch)[:self.batch]]
             s_, i_, v_ = model.x_csc(neg)
             k = len(neg)
             h.addCols(k, np.zeros(k), np.zeros(k), np.ones(k), len(i_), s_[:-1], i_, v_)
             in_master[neg] = True
-            order.extend(neg.tolist())
+            order.append(neg)
+            h.setOptionValue("simplex_strategy", _PRIMAL)
             if np.isfinite(deadline):
-                h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 1e-3))
-        status = h.modelStatusToString(st).lower().replace(" ", "_")
+                h.setOptionValue("time_limit", max(left, 1e-4))
         info = h.getInfo()
-        has = int(info.primal_solution_status) == 2
+        has = int(info.primal_solution_status) == _FEASIBLE
         x = np.zeros(model.nx)
         obj = float("nan")
+        xcols = np.concatenate(order)
         if has:
             cv = np.asarray(h.getSolution().col_value, np.float64)
-            n0 = len(cols)
-            pos = np.concatenate([np.arange(n0), n0 + nrest + np.arange(len(order) - n0)])
-            x[np.asarray(order, np.int64)] = cv[pos]
+            n0, nrest = len(cols), len(model.rest_count)
+            x[xcols] = np.concatenate([cv[:n0], cv[n0 + nrest:]])
             obj = float(info.objective_function_value)
-        self.last_rounds = rounds
-        self.last_columns = len(order)
-        return SolveResult(status, has, x, obj, obj, time.perf_counter() - t0)
+        return SolveResult(self._status(), has, x, obj, obj, time.perf_counter() - t0, rounds, len(xcols))
+
+    def solve_lp_full(self, model: Model, time_limit: float = INF) -> SolveResult:
+        """The LP over every column at once (reference for tests and benchmarks)."""
+        t0 = time.perf_counter()
+        self._load(model.arrays(), time_limit, "choose", _DUAL)
+        self.h.run()
+        info = self.h.getInfo()
+        has = int(info.primal_solution_status) == _FEASIBLE
+        x = np.asarray(self.h.getSolution().col_value[:model.nx], np.float64) if has else np.zeros(model.nx)
+        obj = float(info.objective_function_value) if has else float("nan")
+        return SolveResult(self._status(), has, x, obj, obj, time.perf_counter() - t0, 1, model.nx)
 
 
 # --------------------------------------------------------------------------------------------------
 # rounding
-def _fill(pb: PoolProblem, assign: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Place unassigned requests (in ``order``) while fewer than K are placed: each goes where it
-    raises the weighted envelope least (then: onto the least loaded worker); limits always kept."""
-    cnt = np.bincount(assign[assign >= 0], minlength=pb.G)
-    slots = pb.free_slots - cnt
-    kv = pb.free_kv - np.bincount(assign[assign >= 0], weights=pb.prompt[assign >= 0],
-                                  minlength=pb.G).astype(np.int64)
-    placed = int(cnt.sum())
+def fill(pb: PoolProblem, assign: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Place unplaced requests, in ``order``, until K are placed: each goes to the worker with a slot and
+    KV room where it raises the weighted envelope least (ties: the least loaded). Limits always hold."""
+    assign = assign.copy()
+    sel = assign >= 0
+    slots = pb.free_slots - np.bincount(assign[sel], minlength=pb.G)
+    kv = pb.free_kv - np.bincount(assign[sel], weights=pb.prompt[sel], minlength=pb.G).astype(np.int64)
+    placed = int(sel.sum())
     if placed >= pb.target:
         return assign
     loads = predicted_loads(pb, assign)
     M = loads.max(axis=0)
-    w, G = pb.weights, pb.G
+    w = pb.weights
     wsum = loads @ w
     for i in order.tolist():
         if placed >= pb.target:
@@ -545,8 +534,8 @@ def _fill(pb: PoolProblem, assign: np.ndarray, order: np.ndarray) -> np.ndarray:
         if len(room) == 0:
             continue
         a = pb.add[i]
-        over = np.maximum(loads[room] + a - M, 0.0) @ w  # envelope raise each choice causes
-        g = int(room[np.lexsort((wsum[room], over))[0]])
+        raise_ = np.maximum(loads[room] + a - M, 0.0) @ w
+        g = int(room[np.lexsort((wsum[room], raise_))[0]])
         assign[i] = g
         placed += 1
         slots[g] -= 1
@@ -557,14 +546,24 @@ def _fill(pb: PoolProblem, assign: np.ndarray, order: np.ndarray) -> np.ndarray:
     return assign
 
 
+def greedy_placement(pb: PoolProblem) -> np.ndarray:
+    """Largest first (discounted added load), each where it raises the envelope least; falls back to
+    the count-greedy packing when that admits more (KV binding)."""
+    order = np.argsort(-(pb.add @ pb.weights), kind="stable")
+    assign = fill(pb, np.full(pb.N, -1, np.int64), order)
+    if int((assign >= 0).sum()) < pb.floor:
+        assign = fill(pb, pb.greedy_count(), order)
+    return assign
+
+
 def round_placement(pb: PoolProblem, x_req: np.ndarray, x_wkr: np.ndarray, x_val: np.ndarray,
                     tol: float = 1e-6) -> np.ndarray:
-    """Integral placement from fractional x that respects every limit.
+    """An integral placement from fractional x that respects every limit.
 
-    Pairs are taken largest x first (older request first on ties) while the request is unplaced and
-    the worker has a slot and KV room, up to K; then requests still out are placed greedily (largest
-    total x, then largest prompt, first) where they raise the envelope least; if that admits fewer
-    than K_lb (the greedy packing's count) the greedy packing is used instead.
+    Pairs are taken largest x first (older request first on ties) while the request is unplaced and the
+    worker has a slot and KV room, up to K; requests still out are then placed by ``fill`` (largest total
+    x first, then largest added load); if that admits fewer than K_lb, fill starts from the count-greedy
+    packing instead.
     """
     assign = np.full(pb.N, -1, np.int64)
     if pb.target == 0:
@@ -586,18 +585,26 @@ def round_placement(pb: PoolProblem, x_req: np.ndarray, x_wkr: np.ndarray, x_val
         if placed == K:
             return assign
     xsum = np.bincount(req, weights=val, minlength=pb.N)
-    rest = np.lexsort((-prompt, -xsum))
-    assign = _fill(pb, assign, rest)
-    if int((assign >= 0).sum()) < pb.floor:
-        assign = _fill(pb, pb.greedy_count(), rest)
-    return assign
+    rest = np.lexsort((-(pb.add @ pb.weights), -xsum))
+    out = fill(pb, assign, rest)
+    if int((out >= 0).sum()) < pb.floor:
+        out = fill(pb, pb.greedy_count(), rest)
+    return out
 
 
-def integral_solution(pb: PoolProblem, lay: ModelLayout, x: np.ndarray) -> np.ndarray | None:
-    """The placement a MILP solution encodes, or None if it breaks a limit beyond tolerance."""
+def integral_solution(pb: PoolProblem, model: Model, x: np.ndarray) -> np.ndarray | None:
+    """The placement a MILP solution encodes, or None if it breaks a limit (then round it instead)."""
     on = x > 0.5
-    assign = np.full(pb.N, -1, np.int64)
-    if np.bincount(lay.x_req[on], minlength=pb.N).max(initial=0) > 1:
+    if np.bincount(model.x_req[on], minlength=pb.N).max(initial=0) > 1:
         return None
-    assign[lay.x_req[on]] = lay.x_wkr[on]
+    assign = np.full(pb.N, -1, np.int64)
+    assign[model.x_req[on]] = model.x_wkr[on]
     return None if limit_violations(pb, assign) else assign
+
+
+def better(pb: PoolProblem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The placement that admits more, then has the lower imbalance objective (a on ties)."""
+    na, nb = int((a >= 0).sum()), int((b >= 0).sum())
+    if na != nb:
+        return a if na > nb else b
+    return a if imbalance_objective(pb, a) <= imbalance_objective(pb, b) + 1e-9 else b

@@ -19,8 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict
 
-import numpy as np
-
 from algorithms.br0 import Br0Config, PoolRouterBase, plan
 from algorithms.fscore import admitted_loads, discount_weights, margins, predicted_loads
 from framework.classifier import make_classifier

@@ -57,6 +57,11 @@ def _horizon(horizon: int) -> int:
 class NoClassifier(TerminationClassifier):
     """q = 1: every request is assumed to keep running through the horizon."""
 
+    def __init__(self, context: PolicyContext, **params: Any) -> None:
+        super().__init__(context)
+        if params:
+            raise ConfigError(f"Classifier 'none' takes no options (got {', '.join(sorted(params))}).")
+
     def survival(self, view: ClusterView, horizon: int, candidate_ids: np.ndarray) -> Survival:
         H = _horizon(horizon)
         return Survival(np.ones((len(view.running_ids), H + 1)), np.ones((len(candidate_ids), H + 1)))

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from algorithms.br0 import plan
-from algorithms.fscore import horizon_value, joint_value
+from algorithms.fscore import joint_value
 from framework.cluster import ClusterConfig
 from framework.errors import ConfigError
 from framework.policy import POOL, PolicyContext, make_policy
@@ -105,7 +105,8 @@ def ref_plan(A, w, m, p, slots, kv, worder, work_conserving, forced=None, force_
         sel = assign >= 0
         D = np.zeros((G, H1))
         np.add.at(D, assign[sel], A[sel])
-        return assign, horizon_value(D, m, w[1] if H1 > 1 else 1.0) if H1 > 1 else joint_value(D[:, 0], m[:, 0]), over
+        value = sum(w[h] * joint_value(D[:, h], m[:, h]) for h in range(H1))  # V^H by its definition
+        return assign, value, over
 
     if work_conserving and N <= total:
         a, v, _ = one_pass(0.0, True, N)

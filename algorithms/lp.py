@@ -1,0 +1,216 @@
+"""``lp``: each step, the LP relaxation of the BF-IO placement model, rounded (DESIGN.md section 5).
+
+The model (algorithms/_opt_model.py): candidates = the oldest waiting requests (the window), x_ig in
+[0, 1], minimise sum_h gamma^h (G*M_h - S_h) with M_h above every worker's predicted load (running
+requests' survival from the termination classifier, plus what is admitted), each request at most once,
+free slots and free KV per worker, and work conservation: K = min(window, free slots) requests admitted
+whenever they fit (a priced slack covers the KV-bound case). HiGHS solves it by column generation from a
+greedy placement's vertex (exact at termination). The fractional x is rounded largest-first with a
+greedy repair that never breaks a limit; the greedy placement itself is kept if it scores better.
+
+Shared with ``bfio`` (algorithms/bfio.py): the window, the bounded hold and the pre-placement of
+requests forced in by it, the classifier options and the solver statistics in the run summary.
+
+Bounded hold (as BR-0's): selecting K of N starves requests the objective never picks. A candidate left
+out while a younger one was admitted, or while a slot stayed free, counts one deliberate hold; after
+``max_hold_steps`` of them it is placed first (greedily, where it raises the envelope least) and the model
+is solved for the rest.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict
+
+import numpy as np
+
+from algorithms._opt_model import (HighsSolver, PoolProblem, better, build_model, fill, greedy_placement,
+                                   imbalance_objective, problem_from_view, round_placement)
+from framework.classifier import make_classifier
+from framework.errors import ConfigError
+from framework.policy import POOL, Policy, PolicyConfig, PolicyContext, register_policy
+from framework.view import ClusterView, Placements
+
+# options of the built-in classifiers carried as first-class config fields (as BR-H does)
+_CLASSIFIER_FIELDS = {"empirical": ("prompt_bins", "min_support"), "noisy_oracle": ("accuracy",)}
+
+
+@dataclass
+class OptRouterConfig(PolicyConfig):
+    """Options common to ``lp`` and ``bfio``."""
+
+    window: int = field(default=256, metadata={"help": "candidates: the oldest this-many waiting requests"})
+    grow_window: bool = field(default=True, metadata={
+        "help": "widen the window to min(waiting, free slots) so every free slot can be filled"})
+    horizon: int = field(default=16, metadata={"help": "H, lookahead in decode steps (0 = this step only)"})
+    gamma: float = field(default=0.9, metadata={"help": "discount per step of lookahead, in (0, 1]"})
+    classifier: str = field(default="empirical", metadata={
+        "help": "termination classifier: none | empirical | noisy_oracle | oracle"})
+    accuracy: float = field(default=0.9, metadata={"help": "noisy_oracle: P(each answer is right)"})
+    prompt_bins: int = field(default=1, metadata={"help": "empirical: equal-count prompt-length bins"})
+    min_support: int = field(default=20, metadata={"help": "empirical: min training requests per estimate"})
+    classifier_params: Dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "extra keyword options for a classifier registered elsewhere"})
+    max_hold_steps: int = field(default=100, metadata={
+        "help": "a request deliberately held this many decisions is placed first"})
+    threads: int = field(default=1, metadata={"help": "HiGHS threads"})
+    column_batch: int = field(default=4096, metadata={
+        "help": "LP column generation: most columns added per pricing round"})
+
+
+@dataclass
+class LpConfig(OptRouterConfig):
+    name: str = "lp"
+    lp_time_limit_s: float = field(default=0.0, metadata={
+        "help": "stop the LP after this long with its restricted optimum (0 = solve to optimality)"})
+
+
+class OptRouterBase(Policy):
+    """Window, bounded hold, forced pre-placement and statistics; subclasses implement ``solve``."""
+
+    family = POOL
+
+    def __init__(self, config: OptRouterConfig, context: PolicyContext) -> None:
+        super().__init__(config, context)
+        n = config.name
+        if config.window < 1:
+            raise ConfigError(f"policy.window={config.window} ({n}) must be >= 1.")
+        if config.horizon < 0:
+            raise ConfigError(f"policy.horizon={config.horizon} ({n}) must be >= 0.")
+        if not 0.0 < config.gamma <= 1.0:
+            raise ConfigError(f"policy.gamma={config.gamma} ({n}) must be in (0, 1].")
+        if config.max_hold_steps < 0:
+            raise ConfigError(f"policy.max_hold_steps={config.max_hold_steps} ({n}) must be >= 0.")
+        if config.threads < 1:
+            raise ConfigError(f"policy.threads={config.threads} ({n}) must be >= 1.")
+        if config.column_batch < 1:
+            raise ConfigError(f"policy.column_batch={config.column_batch} ({n}) must be >= 1.")
+        if config.classifier == "none" and not config.classifier_params:
+            self.classifier = None  # q = 1 without building arrays of ones
+        else:
+            params = {k: getattr(config, k) for k in _CLASSIFIER_FIELDS.get(config.classifier, ())}
+            params.update(dict(config.classifier_params or {}))
+            self.classifier = make_classifier(config.classifier, context, **params)
+        self.solver = HighsSolver(threads=config.threads, batch=config.column_batch,
+                                  **self.solver_options())
+        self._held = np.zeros(0, np.int64)
+        self.stats: dict[str, float] = {"decisions": 0, "certified": 0, "solver_s": 0.0}
+        self.last_problem: PoolProblem | None = None
+        self.last_assign: np.ndarray | None = None
+
+    def solver_options(self) -> dict[str, Any]:
+        return {}
+
+    # --- the per-step problem ------------------------------------------------------------------
+    @staticmethod
+    def certified(pb: PoolProblem, assign: np.ndarray) -> bool:
+        """True if ``assign`` admits K and attains the lower bound, hence is LP- and MILP-optimal."""
+        if int((assign >= 0).sum()) != pb.target:
+            return False
+        lb = pb.lower_bound()
+        return imbalance_objective(pb, assign) <= lb + 1e-9 * max(1.0, abs(lb))
+
+    def solve(self, pb: PoolProblem) -> np.ndarray:  # pragma: no cover - abstract
+        """Placement (N,) of the problem's candidates, -1 = not admitted; every limit respected."""
+        raise NotImplementedError
+
+    def count(self, key: str, by: float = 1) -> None:
+        self.stats[key] = self.stats.get(key, 0) + by
+
+    # --- one decision ------------------------------------------------------------------------
+    def candidates(self, view: ClusterView) -> tuple[np.ndarray, np.ndarray]:
+        waiting = view.num_waiting
+        n = min(waiting, self.config.window)
+        if self.config.grow_window:
+            n = max(n, min(waiting, int(view.free_slots.sum())))
+        return view.waiting_ids[:n], view.waiting_prompt[:n]
+
+    def decide(self, view: ClusterView) -> Placements:
+        ids, prompt = self.candidates(view)
+        if len(ids) == 0:
+            return Placements.empty()
+        cfg = self.config
+        pb = problem_from_view(view, ids, prompt, cfg.horizon, cfg.gamma, self.classifier)
+        self.count("decisions")
+        forced = self._forced(ids)
+        if forced.any() and pb.target:
+            idx = np.flatnonzero(forced)[:pb.target]  # oldest first
+            first = fill(pb, np.full(pb.N, -1, np.int64), idx)
+            rest = first < 0
+            sub = pb.without(first)
+            assign = first.copy()
+            assign[rest] = self._solve(sub)
+        else:
+            assign = self._solve(pb)
+        self.last_problem, self.last_assign = pb, assign
+        self._record_holds(ids, assign, int(view.free_slots.sum()))
+        sel = assign >= 0
+        return Placements(ids[sel].astype(np.int64), assign[sel])
+
+    def _solve(self, pb: PoolProblem) -> np.ndarray:
+        if pb.target == 0:
+            return np.full(pb.N, -1, np.int64)
+        t0 = time.perf_counter()
+        out = self.solve(pb)
+        self.stats["solver_s"] += time.perf_counter() - t0
+        return out
+
+    # --- bounded hold (same rule as BR-0) --------------------------------------------------------
+    def _forced(self, ids: np.ndarray) -> np.ndarray:
+        need = int(ids.max()) + 1
+        if need > len(self._held):
+            self._held = np.concatenate((self._held, np.zeros(max(need, 2 * len(self._held))
+                                                               - len(self._held), np.int64)))
+        return self._held[ids] >= self.config.max_hold_steps
+
+    def _record_holds(self, ids: np.ndarray, assign: np.ndarray, free_slots: int) -> None:
+        adm = assign >= 0
+        n_adm = int(adm.sum())
+        if n_adm < min(len(ids), free_slots):
+            held = ~adm
+        elif n_adm:
+            held = ~adm
+            held[int(np.flatnonzero(adm)[-1]):] = False
+        else:
+            return
+        self._held[ids[held]] += 1
+
+    def describe(self) -> dict[str, Any]:
+        d = int(self.stats["decisions"])
+        out: dict[str, Any] = {"classifier": self.config.classifier}
+        out.update({f"{self.name}_{k}": (round(v, 6) if isinstance(v, float) else int(v))
+               for k, v in self.stats.items()})
+        out[f"{self.name}_solver_ms_mean"] = round(1e3 * self.stats["solver_s"] / d, 4) if d else 0.0
+        return out
+
+
+@register_policy("lp", config=LpConfig)
+class LP(OptRouterBase):
+    """Rounded LP relaxation of the BF-IO model (see the module docstring)."""
+
+    def solve(self, pb: PoolProblem) -> np.ndarray:
+        return solve_rounded_lp(self, pb, self.config.lp_time_limit_s or float("inf"))[0]
+
+
+def solve_rounded_lp(router: OptRouterBase, pb: PoolProblem,
+                     time_limit: float) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(placement, greedy placement, certified): the rounded LP, or the greedy one if it scores better
+    or is certified optimal (then no solver runs)."""
+    greedy = greedy_placement(pb)
+    if router.certified(pb, greedy):
+        router.count("certified")
+        return greedy, greedy, True
+    model = build_model(pb)
+    res = router.solver.solve_lp(model, model.columns_of(greedy), time_limit)
+    router.count("relaxations")
+    router.count("relaxation_rounds", res.rounds)
+    if not res.has_solution:
+        router.count("relaxation_failed")
+        return greedy, greedy, False
+    if res.status != "optimal":
+        router.count("relaxation_time_limit")
+    rounded = round_placement(pb, model.x_req, model.x_wkr, res.x)
+    best = better(pb, rounded, greedy)
+    if best is greedy and best is not rounded:
+        router.count("greedy_kept")
+    return best, greedy, False
