@@ -8,7 +8,7 @@ requests queue for slots/KV). Seeds: seed s simulates the s-th disjoint third of
 seconds [s*W, (s+1)*W), W = 1140 s), so the spread is over independent windows, and the seed also drives
 every random choice (random, p2c, noisy oracle). Every run is an ordinary run folder (the same code
 path as the CLI), so `analysis.regret` and `analysis.sweep` read them too; finished runs are reused.
---quick shrinks windows to 60 s of trace and 2 seeds (the form CI runs).
+--quick keeps each window's first 300 requests and 2 seeds (the form CI runs).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from framework.errors import UserError
 from analysis.sweep import fmt_mean_std, mean_spread, to_markdown
 
 WINDOW_S = 1140.0
@@ -68,13 +69,14 @@ def _run_one(overrides: list[str], run_dir: str) -> dict:
 
 
 def grid(quick: bool, seeds: int, policies: list[str], settings: list[str]) -> list[tuple[str, str, int, list[str]]]:
-    window = 60.0 if quick else WINDOW_S
     tasks = []
     for setting in settings:
         for label in policies:
             for seed in range(seeds):
                 ov = [*SETTINGS[setting], *POLICIES[label], f"seed={seed}", "progress=false",
-                      f"workload.start_s={seed * window}", f"workload.duration_s={window}"]
+                      f"workload.start_s={seed * WINDOW_S}", f"workload.duration_s={WINDOW_S}"]
+                if quick:
+                    ov.append("workload.max_requests=300")
                 tasks.append((setting, label, seed, ov))
     return tasks
 
@@ -92,7 +94,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="60 s windows, 2 seeds (CI form)")
+    ap.add_argument("--quick", action="store_true", help="300 requests per window, 2 seeds (CI form)")
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--out", default="results/compare")
@@ -122,12 +124,20 @@ def main(argv: list[str] | None = None) -> None:
     print(f"compare: {len(tasks)} runs ({len(tasks) - len(todo)} reused), {a.jobs} process(es)", file=sys.stderr)
     with ProcessPoolExecutor(max_workers=a.jobs) as ex:
         futs = {ex.submit(_run_one, ov, str(rd)): (setting, label, seed) for setting, label, seed, ov, rd in todo}
+        failed = []
         for i, fut in enumerate(as_completed(futs), 1):
             setting, label, seed = futs[fut]
-            s = fut.result()
+            try:
+                s = fut.result()
+            except UserError as e:
+                failed.append(f"{setting} {label} seed{seed}: {e}")
+                print(f"[{i}/{len(todo)}] FAILED {failed[-1]}", file=sys.stderr)
+                continue
             rows.append({**s, "setting": setting, "label": label})
             print(f"[{i}/{len(todo)}] {time.perf_counter() - t0:7.1f}s {setting} {label} seed{seed}: "
                   f"imbalance {s['avg_dp_imbalance']:.4f}", file=sys.stderr)
+    if failed:
+        sys.exit("compare: %d run(s) failed:\n  " % len(failed) + "\n  ".join(failed))
     df = pd.DataFrame(rows)
     order = {k: i for i, k in enumerate(policies)}
     sorder = {k: i for i, k in enumerate(settings)}
