@@ -46,6 +46,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 try:  # the bare core class: same solver, no banner on construction, no interrupt-handling thread
     from highspy._core import _Highs as _HighsClass
@@ -83,11 +84,11 @@ class PoolProblem:
     def __post_init__(self) -> None:
         self.ids = np.asarray(self.ids, np.int64)
         self.prompt = np.asarray(self.prompt, np.int64)
-        self.add = np.asarray(self.add, np.float64)
-        self.base = np.asarray(self.base, np.float64)
+        self.add = np.ascontiguousarray(self.add, np.float64)
+        self.base = np.ascontiguousarray(self.base, np.float64)
         self.free_slots = np.maximum(np.asarray(self.free_slots, np.int64), 0)
         self.free_kv = np.maximum(np.asarray(self.free_kv, np.int64), 0)
-        self.weights = np.asarray(self.weights, np.float64)
+        self.weights = np.ascontiguousarray(self.weights, np.float64)
         H1 = len(self.weights)
         if self.add.shape != (self.N, H1) or self.base.shape != (self.G, H1):
             raise ValueError(f"PoolProblem shapes: add {self.add.shape}, base {self.base.shape}, "
@@ -406,7 +407,7 @@ class SolveResult:
 class HighsSolver:
     """A reusable HiGHS instance with this project's options (quiet, single thread by default)."""
 
-    def __init__(self, threads: int = 1, mip_rel_gap: float = 1e-6, batch: int = 4096) -> None:
+    def __init__(self, threads: int = 1, mip_rel_gap: float = 1e-6, batch: int = 2048) -> None:
         self.h = _HighsClass()
         self.batch = int(batch)
         for k, v in {"output_flag": False, "log_to_console": False, "threads": int(threads),
@@ -510,39 +511,87 @@ class HighsSolver:
 
 # --------------------------------------------------------------------------------------------------
 # rounding
-def fill(pb: PoolProblem, assign: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Place unplaced requests, in ``order``, until K are placed: each goes to the worker with a slot and
-    KV room where it raises the weighted envelope least (ties: the least loaded). Limits always hold."""
-    assign = assign.copy()
-    sel = assign >= 0
-    slots = pb.free_slots - np.bincount(assign[sel], minlength=pb.G)
-    kv = pb.free_kv - np.bincount(assign[sel], weights=pb.prompt[sel], minlength=pb.G).astype(np.int64)
-    placed = int(sel.sum())
-    if placed >= pb.target:
-        return assign
-    loads = predicted_loads(pb, assign)
-    M = loads.max(axis=0)
-    w = pb.weights
-    wsum = loads @ w
-    for i in order.tolist():
-        if placed >= pb.target:
+@njit(cache=True, nogil=True)
+def _fill_kernel(add, w, prompt, slots, kv, loads, order, assign, target):  # pragma: no cover - compiled
+    """``fill``'s loop (see there); updates assign, slots, kv and loads in place."""
+    G, H1 = loads.shape
+    M = np.empty(H1)
+    for h in range(H1):
+        M[h] = loads[0, h]
+        for g in range(1, G):
+            if loads[g, h] > M[h]:
+                M[h] = loads[g, h]
+    wsum = np.zeros(G)
+    placed = 0
+    for i in range(len(assign)):
+        if assign[i] >= 0:
+            placed += 1
+    for g in range(G):
+        for h in range(H1):
+            wsum[g] += w[h] * loads[g, h]
+    for j in range(len(order)):
+        if placed >= target:
             break
+        i = order[j]
         if assign[i] >= 0:
             continue
-        p = pb.prompt[i]
-        room = np.flatnonzero((slots > 0) & (kv >= p))
-        if len(room) == 0:
+        p = prompt[i]
+        best = -1
+        best_raise = 0.0
+        for g in range(G):
+            if slots[g] <= 0 or kv[g] < p:
+                continue
+            r = 0.0
+            for h in range(H1):
+                x = loads[g, h] + add[i, h] - M[h]
+                if x > 0.0:
+                    r += w[h] * x
+            if best < 0 or r < best_raise or (r == best_raise and wsum[g] < wsum[best]):
+                best = g
+                best_raise = r
+        if best < 0:
             continue
-        a = pb.add[i]
-        raise_ = np.maximum(loads[room] + a - M, 0.0) @ w
-        g = int(room[np.lexsort((wsum[room], raise_))[0]])
-        assign[i] = g
+        assign[i] = best
         placed += 1
+        slots[best] -= 1
+        kv[best] -= p
+        for h in range(H1):
+            loads[best, h] += add[i, h]
+            wsum[best] += w[h] * add[i, h]
+            if loads[best, h] > M[h]:
+                M[h] = loads[best, h]
+
+
+@njit(cache=True, nogil=True)
+def _take_kernel(req, wkr, prompt, slots, kv, assign, target):  # pragma: no cover - compiled
+    """Rounding's first pass: take (req, wkr) pairs in the given order while they fit, up to target."""
+    placed = 0
+    for j in range(len(req)):
+        i = req[j]
+        g = wkr[j]
+        if assign[i] >= 0 or slots[g] <= 0 or kv[g] < prompt[i]:
+            continue
+        assign[i] = g
         slots[g] -= 1
-        kv[g] -= p
-        loads[g] += a
-        wsum[g] += a @ w
-        np.maximum(M, loads[g], out=M)
+        kv[g] -= prompt[i]
+        placed += 1
+        if placed >= target:
+            break
+    return placed
+
+
+def fill(pb: PoolProblem, assign: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Place unplaced requests, in ``order``, until K are placed: each goes to the worker with a slot and
+    KV room where it raises the weighted envelope least (ties: the lower weighted load, then the lower
+    index). Limits always hold."""
+    assign = np.array(assign, dtype=np.int64)
+    sel = assign >= 0
+    if int(sel.sum()) >= pb.target:
+        return assign
+    slots = pb.free_slots - np.bincount(assign[sel], minlength=pb.G)
+    kv = pb.free_kv - np.bincount(assign[sel], weights=pb.prompt[sel], minlength=pb.G).astype(np.int64)
+    _fill_kernel(pb.add, pb.weights, pb.prompt, slots, kv, predicted_loads(pb, assign),
+                 np.ascontiguousarray(order, dtype=np.int64), assign, pb.target)
     return assign
 
 
@@ -571,19 +620,10 @@ def round_placement(pb: PoolProblem, x_req: np.ndarray, x_wkr: np.ndarray, x_val
     keep = x_val > tol
     req, wkr, val = x_req[keep], x_wkr[keep], x_val[keep]
     order = np.lexsort((req, -val))
-    slots = pb.free_slots.copy()
-    kv = pb.free_kv.copy()
-    prompt = pb.prompt
-    placed, K = 0, pb.target
-    for i, g in zip(req[order].tolist(), wkr[order].tolist()):
-        if assign[i] >= 0 or slots[g] <= 0 or kv[g] < prompt[i]:
-            continue
-        assign[i] = g
-        slots[g] -= 1
-        kv[g] -= prompt[i]
-        placed += 1
-        if placed == K:
-            return assign
+    placed = _take_kernel(req[order], wkr[order], pb.prompt, pb.free_slots.copy(), pb.free_kv.copy(),
+                          assign, pb.target)
+    if placed >= pb.target:
+        return assign
     xsum = np.bincount(req, weights=val, minlength=pb.N)
     rest = np.lexsort((-(pb.add @ pb.weights), -xsum))
     out = fill(pb, assign, rest)

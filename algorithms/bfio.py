@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from algorithms._opt_model import PoolProblem, better, build_model, integral_solution, round_placement
+from algorithms._opt_model import PoolProblem, better, integral_solution, round_placement
 from algorithms.lp import OptRouterBase, OptRouterConfig, solve_rounded_lp
 from framework.errors import ConfigError
 from framework.policy import PolicyContext, register_policy
@@ -53,10 +53,9 @@ class BFIO(OptRouterBase):
 
     def solve(self, pb: PoolProblem) -> np.ndarray:
         cfg = self.config
-        fallback, _, done = solve_rounded_lp(self, pb, cfg.lp_time_limit_s or float("inf"))
-        if done:
+        fallback, model = solve_rounded_lp(self, pb, cfg.lp_time_limit_s or float("inf"))
+        if model is None:  # nothing to optimise: the greedy placement is optimal
             return fallback
-        model = build_model(pb)
         res = self.solver.solve_milp(model, pb, cfg.time_limit_s, fallback if cfg.warm_start else None)
         self.count("milp_solves")
         self.last_milp = res

@@ -24,8 +24,9 @@ from typing import Any, Dict
 
 import numpy as np
 
-from algorithms._opt_model import (HighsSolver, PoolProblem, better, build_model, fill, greedy_placement,
-                                   imbalance_objective, problem_from_view, round_placement)
+from algorithms._opt_model import (HighsSolver, Model, PoolProblem, better, build_model, fill,
+                                   greedy_placement, imbalance_objective, problem_from_view,
+                                   round_placement)
 from framework.classifier import make_classifier
 from framework.errors import ConfigError
 from framework.policy import POOL, Policy, PolicyConfig, PolicyContext, register_policy
@@ -54,7 +55,7 @@ class OptRouterConfig(PolicyConfig):
     max_hold_steps: int = field(default=100, metadata={
         "help": "a request deliberately held this many decisions is placed first"})
     threads: int = field(default=1, metadata={"help": "HiGHS threads"})
-    column_batch: int = field(default=4096, metadata={
+    column_batch: int = field(default=2048, metadata={
         "help": "LP column generation: most columns added per pricing round"})
 
 
@@ -192,25 +193,30 @@ class LP(OptRouterBase):
         return solve_rounded_lp(self, pb, self.config.lp_time_limit_s or float("inf"))[0]
 
 
+
 def solve_rounded_lp(router: OptRouterBase, pb: PoolProblem,
-                     time_limit: float) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(placement, greedy placement, certified): the rounded LP, or the greedy one if it scores better
-    or is certified optimal (then no solver runs)."""
+                     time_limit: float) -> tuple[np.ndarray, Model | None]:
+    """(placement, model): the rounded LP, or the greedy placement if it scores better; model is None
+    when there is nothing to optimise (the greedy placement is certified optimal, or no candidate fits
+    any worker), and then no solver runs."""
     greedy = greedy_placement(pb)
     if router.certified(pb, greedy):
         router.count("certified")
-        return greedy, greedy, True
+        return greedy, None
     model = build_model(pb)
+    if model.nx == 0:  # no candidate fits any worker's KV room
+        router.count("nothing_fits")
+        return greedy, None
     res = router.solver.solve_lp(model, model.columns_of(greedy), time_limit)
     router.count("relaxations")
     router.count("relaxation_rounds", res.rounds)
     if not res.has_solution:
         router.count("relaxation_failed")
-        return greedy, greedy, False
+        return greedy, model
     if res.status != "optimal":
         router.count("relaxation_time_limit")
     rounded = round_placement(pb, model.x_req, model.x_wkr, res.x)
     best = better(pb, rounded, greedy)
-    if best is greedy and best is not rounded:
+    if best is not rounded:
         router.count("greedy_kept")
-    return best, greedy, False
+    return best, model

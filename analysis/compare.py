@@ -4,7 +4,7 @@
 
 Settings: azure_conv_2023 and azure_code_2023 at rate_scale 8 on 16 workers under the `fixed` and the
 `h200_dsv3` cluster presets, plus a capacity-bound setting on azure_conv_2023 (rate raised until
-requests queue for slots/KV). Seeds: seed s simulates the s-th disjoint third of the trace (trace
+requests queue for slots/KV), and a synthetic setting with bursts of simultaneous arrivals. Seeds: seed s simulates the s-th disjoint third of the trace (trace
 seconds [s*W, (s+1)*W), W = 1140 s), so the spread is over independent windows, and the seed also drives
 every random choice (random, p2c, noisy oracle). Every run is an ordinary run folder (the same code
 path as the CLI), so `analysis.regret` and `analysis.sweep` read them too; finished runs are reused.
@@ -35,7 +35,12 @@ SETTINGS: dict[str, list[str]] = {
     # (a smaller-memory deployment), so requests queue for KV and slots
     "conv/h200_dsv3/kv-bound": ["workload=azure_conv_2023", "cluster=h200_dsv3", "workload.rate_scale=32",
                                 "cluster.kv_capacity_tokens=120000"],
+    # bursts of simultaneous arrivals: conversation-like lengths, Gamma gaps with CV 10 at the mean rate
+    # of the conversation trace at rate_scale 8 (44 req/s); the seed draws a new workload
+    "burst/fixed": ["workload=default", "cluster=fixed", "workload.arrival=gamma", "workload.burst_cv=10",
+                    "workload.rate_rps=44", "workload.num_requests=6000"],
 }
+UNWINDOWED = {"burst/fixed"}
 POLICIES: dict[str, list[str]] = {
     "round_robin": ["policy=round_robin"],
     "random": ["policy=random"],
@@ -73,8 +78,9 @@ def grid(quick: bool, seeds: int, policies: list[str], settings: list[str]) -> l
     for setting in settings:
         for label in policies:
             for seed in range(seeds):
-                ov = [*SETTINGS[setting], *POLICIES[label], f"seed={seed}", "progress=false",
-                      f"workload.start_s={seed * WINDOW_S}", f"workload.duration_s={WINDOW_S}"]
+                ov = [*SETTINGS[setting], *POLICIES[label], f"seed={seed}", "progress=false"]
+                if setting not in UNWINDOWED:
+                    ov += [f"workload.start_s={seed * WINDOW_S}", f"workload.duration_s={WINDOW_S}"]
                 if quick:
                     ov.append("workload.max_requests=300")
                 tasks.append((setting, label, seed, ov))
