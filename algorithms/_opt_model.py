@@ -462,19 +462,27 @@ class HighsSolver:
         in_master[cols] = True
         order = [cols]
         rounds = 0
+        kept: tuple[np.ndarray, int, float] | None = None  # last restricted optimum, if time-limited
+        cut = False  # stopped by the deadline with columns still pricing out
         while True:
             h.run()
             rounds += 1
             if h.getModelStatus() != _OPTIMAL:
                 break
-            y = np.asarray(h.getSolution().row_dual, np.float64)
+            sol = h.getSolution()
+            y = np.asarray(sol.row_dual, np.float64)
             d = model.reduced_costs(y)
             d[in_master] = 0.0
             scale = max(1.0, float(np.abs(model.xv).max(initial=1.0) * np.abs(y).max(initial=0.0)))
             neg = np.flatnonzero(d < -1e-9 * scale)
             left = deadline - time.perf_counter()
-            if len(neg) == 0 or left <= 0:
+            cut = len(neg) > 0 and left <= 0
+            if len(neg) == 0 or cut:
                 break
+            if np.isfinite(deadline):  # the next round may be cut short: keep this feasible point
+                kept = (np.asarray(sol.col_value, np.float64), len(order),
+                        float(h.getInfo().objective_function_value))
+                h.setOptionValue("time_limit", max(left, 1e-4))
             if len(neg) > self.batch:
                 neg = neg[np.argpartition(d[neg], self.batch)[:self.batch]]
             s_, i_, v_ = model.x_csc(neg)
@@ -483,19 +491,21 @@ class HighsSolver:
             in_master[neg] = True
             order.append(neg)
             h.setOptionValue("simplex_strategy", _PRIMAL)
-            if np.isfinite(deadline):
-                h.setOptionValue("time_limit", max(left, 1e-4))
         info = h.getInfo()
-        has = int(info.primal_solution_status) == _FEASIBLE
+        status = "time_limit_reached" if cut else self._status()
+        if int(info.primal_solution_status) == _FEASIBLE and h.getModelStatus() == _OPTIMAL:
+            cv, n_blocks, obj = np.asarray(h.getSolution().col_value, np.float64), len(order), \
+                float(info.objective_function_value)
+        elif kept is not None:
+            cv, n_blocks, obj = kept
+        else:
+            return SolveResult(status, False, np.zeros(model.nx), float("nan"), float("nan"),
+                               time.perf_counter() - t0, rounds, int(in_master.sum()))
         x = np.zeros(model.nx)
-        obj = float("nan")
-        xcols = np.concatenate(order)
-        if has:
-            cv = np.asarray(h.getSolution().col_value, np.float64)
-            n0, nrest = len(cols), len(model.rest_count)
-            x[xcols] = np.concatenate([cv[:n0], cv[n0 + nrest:]])
-            obj = float(info.objective_function_value)
-        return SolveResult(self._status(), has, x, obj, obj, time.perf_counter() - t0, rounds, len(xcols))
+        xcols = np.concatenate(order[:n_blocks])
+        n0, nrest = len(cols), len(model.rest_count)
+        x[xcols] = np.concatenate([cv[:n0], cv[n0 + nrest:n0 + nrest + len(xcols) - n0]])
+        return SolveResult(status, True, x, obj, obj, time.perf_counter() - t0, rounds, len(xcols))
 
     def solve_lp_full(self, model: Model, time_limit: float = INF) -> SolveResult:
         """The LP over every column at once (reference for tests and benchmarks)."""

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> dict:
     G, N = args.workers, args.waiting
     sim = StateSim(G, args.max_running, args.kv_capacity)
     rng = np.random.default_rng(args.seed)
-    # ids are reused across states; the oracle channel is refreshed per state (same object)
+    # the oracle channel is refreshed per state (same object)
     oracle_o = np.ones(G * args.max_running + N, np.int64)
     channel = OracleChannel(oracle_o)
     ctx = PolicyContext(workers=G, max_running=sim.B.copy(), kv_capacity=sim.C.copy(), seed=args.seed,
@@ -148,6 +148,9 @@ def run(args: argparse.Namespace) -> dict:
     for k in range(total):
         o = sim.fill(rng, prompts, outputs, N, step=k, now_s=0.03 * k)
         channel._o = o  # same channel object the oracle components hold
+        # the states are independent and reuse request ids, so each gets a fresh policy: per-request
+        # memory (hold counters) carried across unrelated states would force placements unsolved
+        policy = make_policy(cfg, ctx)
         view = ClusterView(sim)
         c0 = time.thread_time_ns()
         t0 = time.perf_counter_ns()

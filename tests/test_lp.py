@@ -146,6 +146,7 @@ def test_model_encodes_the_objective_and_limits(seed, q_mode, kv_tight):
         assert ok == valid
         if valid:
             n_valid += 1
+            assert imbalance_objective(pb, assign) == pytest.approx(plain_objective(pb, assign))
             u = pb.target - (assign >= 0).sum()
             obj = m["cost"] @ v + m["offset"]
             assert obj == pytest.approx(plain_objective(pb, assign) + model.rho * u, rel=1e-9, abs=1e-6)
@@ -325,8 +326,21 @@ def test_decisions_are_valid_on_random_views(seed, classifier, H):
         assert len(pl.requests) == min(n_wait, int(view.free_slots.sum()))
 
 
+def test_lp_time_limit_still_gives_a_valid_placement():
+    """A limit too short for the LP: the router still places K requests within the limits (from the
+    last restricted optimum if a round finished, else the greedy placement) and counts the event."""
+    rng = np.random.default_rng(5)
+    r = random_problem(rng, 300, 16, 4, "varied")
+    pb = PoolProblem(r.ids, r.prompt, r.add, r.base, np.full(16, 6), r.free_kv, r.weights)
+    pol = make_policy({"name": "lp", "classifier": "none", "lp_time_limit_s": 1e-6}, ctx(16))
+    a = pol._solve(pb)
+    assert pol.stats.get("relaxation_failed", 0) + pol.stats.get("relaxation_time_limit", 0) == 1
+    assert limit_violations(pb, a) == [] and (a >= 0).sum() == pb.target == 96
+
+
 @pytest.mark.parametrize("key,val", [("window", 0), ("horizon", -1), ("gamma", 0.0), ("gamma", 1.5),
-                                     ("max_hold_steps", -1), ("threads", 0), ("column_batch", 0)])
+                                     ("max_hold_steps", -1), ("threads", 0), ("column_batch", 0),
+                                     ("lp_time_limit_s", -1.0)])
 def test_bad_options_are_config_errors(key, val):
     with pytest.raises(ConfigError, match=key):
         make_policy({"name": "lp", "classifier": "none", key: val}, ctx(2))
