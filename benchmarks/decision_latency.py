@@ -68,6 +68,7 @@ class StateSim:
         self.G = G
         self.B = np.full(G, B, np.int64)
         self.C = np.full(G, C, np.int64)
+        self.C_admit = self.C
         self.local_queues = [deque() for _ in range(G)]
         self.n_prefill = np.zeros(G, np.int64)
         self.reserved = np.zeros(G, np.int64)

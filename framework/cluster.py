@@ -40,6 +40,8 @@ class ClusterConfig:
     workers: int = field(default=16, metadata={"help": "G, number of DP workers"})
     max_running: int = field(default=256, metadata={"help": "B_g, max requests running per worker"})
     kv_capacity_tokens: int = field(default=2_000_000, metadata={"help": "C_g, KV tokens per worker"})
+    kv_watermark: float = field(default=0.01, metadata={
+        "help": "share of C_g kept free at admission for growth (vLLM's watermark, 1%)"})
     prefill_chunk_tokens: int = field(default=8192,
                                       metadata={"help": "chunked-prefill budget per worker-step; 0 = unlimited"})
     cost: CostConfig = field(default_factory=CostConfig)
@@ -51,6 +53,8 @@ class ClusterConfig:
             raise ConfigError(f"cluster.max_running={self.max_running} must be >= 1.")
         if self.kv_capacity_tokens < 1:
             raise ConfigError(f"cluster.kv_capacity_tokens={self.kv_capacity_tokens} must be >= 1.")
+        if not 0.0 <= self.kv_watermark < 1.0:
+            raise ConfigError(f"cluster.kv_watermark={self.kv_watermark} must be in [0, 1).")
         if self.prefill_chunk_tokens < 0:
             raise ConfigError(f"cluster.prefill_chunk_tokens={self.prefill_chunk_tokens} must be >= 0 "
                               "(0 = unlimited).")

@@ -78,6 +78,8 @@ class Simulator:
         self.G = G = int(cluster.workers)
         self.B = np.full(G, int(cluster.max_running), np.int64)
         self.C = np.full(G, int(cluster.kv_capacity_tokens), np.int64)
+        # admission leaves a watermark free so running requests can grow before preemption kicks in
+        self.C_admit = self.C - np.floor(cluster.kv_watermark * self.C).astype(np.int64)
         self.chunk = int(cluster.prefill_chunk_tokens) or None
         cost = cluster.cost
         self.c0, self.c_seq, self.c_kv, self.c_pf, self.c_sync = (
@@ -96,13 +98,14 @@ class Simulator:
         self._output = workload.output_tokens  # ground truth: simulator-internal only
         self._output_list = workload.output_tokens.tolist()
         peak = self.prompt + self._output - 1
-        too_big = np.flatnonzero(peak > cluster.kv_capacity_tokens)
+        too_big = np.flatnonzero(peak > self.C_admit[0])
         if len(too_big):
             i = int(too_big[0])
             raise ConfigError(
                 f"Request {i} of workload {workload.name!r} needs {int(peak[i])} KV tokens at its last "
-                f"step, more than cluster.kv_capacity_tokens={cluster.kv_capacity_tokens} "
-                f"({len(too_big)} request(s) do); raise cluster.kv_capacity_tokens or filter the trace.")
+                f"step, more than the {int(self.C_admit[0])} a worker admits (cluster.kv_capacity_tokens="
+                f"{cluster.kv_capacity_tokens} less cluster.kv_watermark={cluster.kv_watermark}); "
+                f"{len(too_big)} request(s) do. Raise cluster.kv_capacity_tokens or filter the trace.")
 
         # per-request state
         self.req_worker = np.full(N, -1, np.int64)
@@ -209,7 +212,7 @@ class Simulator:
     def _admit(self) -> None:
         """Each worker admits from its local queue, FCFS, while a slot and KV room are free."""
         prompt, done = self._prompt_list, self._done
-        B, C, s, n, npf, res = self.B, self.C, self.s, self.n, self.n_prefill, self.reserved
+        B, C, s, n, npf, res = self.B, self.C_admit, self.s, self.n, self.n_prefill, self.reserved
         for g in list(self._q_workers):
             q = self.local_queues[g]
             room_slots = int(B[g] - n[g] - npf[g])

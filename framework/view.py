@@ -91,9 +91,9 @@ class ClusterView:
 
     @cached_property
     def free_kv(self) -> np.ndarray:
-        """KV tokens a worker can still take now: C_g - s_g - committed."""
+        """KV tokens a worker can still admit now: C_g less the watermark, s_g and committed tokens."""
         sim = self._sim
-        return _ro(np.maximum(sim.C - sim.s - sim.reserved - sim.queued_tokens, 0))
+        return _ro(np.maximum(sim.C_admit - sim.s - sim.reserved - sim.queued_tokens, 0))
 
     @cached_property
     def kv_usage(self) -> np.ndarray:

@@ -46,6 +46,7 @@ class FakeSim:
         self.B = np.full(G, B, np.int64) if free_slots is None else self.n + np.asarray(free_slots)
         self.C = (np.full(G, C, np.int64) if free_kv is None
                   else self.s + self.reserved + np.asarray(free_kv, np.int64))
+        self.C_admit = self.C  # no watermark in these hand-made states
 
     def view(self) -> ClusterView:
         return ClusterView(self)

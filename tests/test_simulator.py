@@ -146,3 +146,14 @@ def test_same_seed_same_summary_bit_for_bit():
     b = run_policy("_test_pool_first_fit", w, cl, 7).summary
     volatile = {"decision_ms_p50", "decision_ms_p99", "decision_ms_max", "sim_wall_s", "request_steps_per_s"}
     assert {k: v for k, v in a.items() if k not in volatile} == {k: v for k, v in b.items() if k not in volatile}
+
+
+def test_kv_watermark_holds_back_admission():
+    cl = ClusterConfig(workers=1, kv_capacity_tokens=100, kv_watermark=0.2, cost=CostConfig(c0=1.0))
+    out = run_map(wl([0, 0], [50, 30], [1, 1]), {0: 0, 1: 0}, cl)
+    # 50 + 30 = 80 fits the 80 admissible tokens; a 31-token prompt would not
+    assert out.result.req_admit_step.tolist() == [0, 0]
+    out = run_map(wl([0, 0], [50, 31], [1, 1]), {0: 0, 1: 0}, cl)
+    assert out.result.req_admit_step.tolist() == [0, 1]
+    with pytest.raises(ConfigError, match="kv_watermark"):
+        run_map(wl([0], [90], [1]), {}, cl)
