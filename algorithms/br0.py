@@ -21,6 +21,14 @@ Work conservation (default): the router admits K = min(waiting, free slots) requ
   first, to the feasible worker with the most remaining capacity (which overflows least). Forced
   placements count in V, so stage 1 sees their cost.
 Without work conservation only what fits within c_g is admitted.
+
+Overdue requests (held ``max_hold_steps`` decisions) are placed first; one that finds no slot or KV room
+anywhere blocks every younger request that step, as the head of a FCFS queue does, so room accumulates
+until it fits. The candidate window holds at least the K requests a step can admit, where K counts free
+slots and, when KV binds, how many of the oldest requests the free KV can hold. Measured on
+azure_conv_2023 x32 with a 120k-token KV pool (h200_dsv3, seed 0 window): without these two rules the
+KV-bound pool packed largest-first over the whole queue, TTFT p99 41.5 s against 30-35 s for the
+dispatch baselines; with them 30.6 s, throughput 15.7k tok/s against 14.5-15.2k.
 Bounded hold (both modes): a candidate left out while a younger one was admitted, or while a slot stayed
 free, counts one deliberate hold; after ``max_hold_steps`` of them it is forced in first (oldest first
 if there are more such requests than slots). Without this bound, selecting from a window starves large
@@ -146,12 +154,18 @@ def pack_kernel(A, w, m, p, slots, kv, order, worder, u, mode, K, forced, force_
     for g in range(G):
         total_slots += rs[g]
     placed = 0
+    blocked = False  # an overdue (forced) request found no room: admit nothing younger (FCFS blocking)
 
-    # pass 0 (PACK: forced holds) / the whole job (ALL): most remaining capacity, fit or not
-    for j in range(N):
+    # pass 0: forced (overdue) requests first, then in ALL mode every other candidate; each to the
+    # feasible worker with the most remaining capacity, fit or not. An overdue request that finds no
+    # slot/KV room blocks every younger one this step, as the head of a FCFS queue would.
+    for jj in range(2 * N):
+        j = jj % N
         i = order[j]
-        if mode == PACK and not forced[i]:
+        if (jj < N) != forced[i]:
             continue
+        if jj >= N and (mode == PACK or blocked):
+            break
         best = -1
         for gg in range(G):
             g = worder[gg]
@@ -165,8 +179,10 @@ def pack_kernel(A, w, m, p, slots, kv, order, worder, u, mode, K, forced, force_
             for h in range(H1):
                 D[best, h] += A[i, h]
             placed += 1
+        elif forced[i]:
+            blocked = True
 
-    if mode == PACK:
+    if mode == PACK and not blocked:
         # pass 1: largest first into the fitting feasible worker with the most remaining capacity
         for j in range(N):
             if placed >= total_slots:
@@ -333,10 +349,21 @@ class PoolRouterBase(Policy):
         self.last_plan: Plan | None = None
 
     def window_ids(self, view: ClusterView) -> tuple[np.ndarray, np.ndarray]:
-        """The candidate window (oldest first) and its prompts."""
+        """The candidate window (oldest first) and its prompts.
+
+        It holds at least the K requests a work-conserving step can admit. K counts free slots and,
+        when KV binds, how many of the oldest requests the free KV can hold in total: otherwise a
+        KV-bound step would widen the window to the whole queue and pack largest-first with no regard
+        to age (measured on azure_conv_2023 x32, KV 120k: TTFT p99 41 s against 30 s for FCFS queues).
+        """
         cfg = self.config
         waiting = view.num_waiting
-        k = min(waiting, int(view.free_slots.sum())) if cfg.work_conserving else 0
+        k = 0
+        if cfg.work_conserving:
+            k = min(waiting, int(view.free_slots.sum()))
+            if k > cfg.window:
+                fits = np.cumsum(view.waiting_prompt[:k]) <= int(view.free_kv.sum())
+                k = int(fits.sum()) + 1  # one past what the free KV could hold
         n = min(waiting, max(cfg.window, k))
         return view.waiting_ids[:n], view.waiting_prompt[:n]
 

@@ -57,9 +57,9 @@ POLICIES: dict[str, list[str]] = {
     "brh[noisy_oracle]": ["policy=brh", "policy.classifier=noisy_oracle"],
     "brh[oracle]": ["policy=brh", "policy.classifier=oracle"],
 }
-METRICS = ["avg_dp_imbalance", "idle_fraction", "throughput_tokens_per_s", "ttft_p99_s", "tpot_p99_s",
-           "decision_ms_p99"]
-DIGITS = {"avg_dp_imbalance": 4, "idle_fraction": 4, "throughput_tokens_per_s": 0, "ttft_p99_s": 3,
+METRICS = ["avg_dp_imbalance", "idle_fraction", "throughput_tokens_per_s", "ttft_p50_s", "ttft_p99_s",
+           "tpot_p99_s", "decision_ms_p99"]
+DIGITS = {"avg_dp_imbalance": 4, "idle_fraction": 4, "throughput_tokens_per_s": 0, "ttft_p50_s": 3, "ttft_p99_s": 3,
           "tpot_p99_s": 4, "decision_ms_p99": 3}
 
 

@@ -74,14 +74,21 @@ def ref_plan(A, w, m, p, slots, kv, worder, work_conserving, forced=None, force_
             score[g] -= size[i]
             D[g] += A[i]
 
-        if mode_all:
-            for i in order:
+        # overdue (forced) requests first; one that finds no room blocks every younger request
+        blocked = False
+        for i in order:
+            if forced[i]:
                 if (g := best(i, False)) >= 0:
                     put(i, g)
-        else:
+                else:
+                    blocked = True
+        if blocked:
+            pass
+        elif mode_all:
             for i in order:
-                if forced[i] and (g := best(i, False)) >= 0:
+                if not forced[i] and (g := best(i, False)) >= 0:
                     put(i, g)
+        else:
             for i in order:
                 if sum(a >= 0 for a in assign) >= total:
                     break
@@ -352,3 +359,13 @@ def test_br0_balances_better_than_random_under_load():
     br0 = run_policy("br0", wl, CLUSTER, seed=0).summary
     rnd = run_policy("random", wl, CLUSTER, seed=0).summary
     assert br0["avg_dp_imbalance"] < 0.8 * rnd["avg_dp_imbalance"]
+
+
+def test_overdue_request_without_room_blocks_younger_ones():
+    # candidate 0 is overdue and needs 150 KV tokens, no worker has more than 100 free: the younger
+    # 10-token request must wait too (FCFS head-of-line blocking, bounded by max_hold_steps)
+    A, p = np.array([[150.0], [10.0]]), np.array([150, 10])
+    args = (A, np.ones(1), np.zeros((2, 1)), p, np.array([5, 5]), np.array([100, 100]), np.arange(2))
+    assert plan(*args, work_conserving=True, forced=np.array([True, False])).assign.tolist() == [-1, -1]
+    # not overdue: the younger one goes in
+    assert plan(*args, work_conserving=True, forced=np.array([False, False])).assign.tolist() == [-1, 0]
