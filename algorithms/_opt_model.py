@@ -466,6 +466,12 @@ class HighsSolver:
         cut = False  # stopped by the deadline with columns still pricing out
         while True:
             h.run()
+            if h.getModelStatus() != _OPTIMAL and rounds > 0 and time.perf_counter() < deadline:
+                # the primal simplex warm-started from the last basis can end "unknown" on a badly
+                # scaled restricted LP: re-solve it from scratch with the dual simplex before giving up
+                h.clearSolver()
+                h.setOptionValue("simplex_strategy", _DUAL)
+                h.run()
             rounds += 1
             if h.getModelStatus() != _OPTIMAL:
                 break

@@ -17,33 +17,23 @@ BR-0's quantity, so BR-H(H=0) makes BR-0's decisions exactly (tested).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any
 
 from algorithms.br0 import Br0Config, PoolRouterBase, plan
 from algorithms.fscore import admitted_loads, discount_weights, margins, predicted_loads
-from framework.classifier import make_classifier
+from framework.classifier import ClassifierOptions, classifier_from_options
 from framework.errors import ConfigError
 from framework.policy import PolicyContext, register_policy
 from framework.view import ClusterView, Placements
 
-# options of the built-in classifiers that BrhConfig carries as first-class fields
-_CLASSIFIER_FIELDS = {"empirical": ("prompt_bins", "min_support"), "noisy_oracle": ("accuracy",)}
-
 
 @dataclass
-class BrhConfig(Br0Config):
+class BrhConfig(Br0Config, ClassifierOptions):
     """BR-0's options plus the lookahead and the termination classifier."""
 
     name: str = "brh"
     horizon: int = field(default=16, metadata={"help": "H, lookahead in decode steps (0 = BR-0)"})
     gamma: float = field(default=0.9, metadata={"help": "discount per step of lookahead, in (0, 1]"})
-    classifier: str = field(default="empirical", metadata={
-        "help": "termination classifier: none | empirical | noisy_oracle | oracle"})
-    accuracy: float = field(default=0.9, metadata={"help": "noisy_oracle: P(each answer is right)"})
-    prompt_bins: int = field(default=1, metadata={"help": "empirical: equal-count prompt-length bins"})
-    min_support: int = field(default=20, metadata={"help": "empirical: min training requests per estimate"})
-    classifier_params: Dict[str, Any] = field(default_factory=dict, metadata={
-        "help": "extra keyword options for a classifier registered elsewhere"})
 
 
 @register_policy("brh", config=BrhConfig)
@@ -56,9 +46,7 @@ class BRH(PoolRouterBase):
             raise ConfigError(f"policy.horizon={config.horizon} (brh) must be >= 0.")
         if not 0.0 < config.gamma <= 1.0:
             raise ConfigError(f"policy.gamma={config.gamma} (brh) must be in (0, 1].")
-        params = {k: getattr(config, k) for k in _CLASSIFIER_FIELDS.get(config.classifier, ())}
-        params.update(dict(config.classifier_params or {}))
-        self.classifier = make_classifier(config.classifier, context, **params)
+        self.classifier = classifier_from_options(config, context)
         self.weights = discount_weights(config.horizon, config.gamma)
 
     def decide(self, view: ClusterView) -> Placements:

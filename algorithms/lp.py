@@ -29,24 +29,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any
 
 import numpy as np
 
 from algorithms._opt_model import (HighsSolver, Model, PoolProblem, better, build_model, fill,
                                    greedy_placement, imbalance_objective, problem_from_view,
                                    round_placement)
-from framework.classifier import make_classifier
+from framework.classifier import ClassifierOptions, classifier_from_options
 from framework.errors import ConfigError
 from framework.policy import POOL, Policy, PolicyConfig, PolicyContext, register_policy
 from framework.view import ClusterView, Placements
 
-# options of the built-in classifiers carried as first-class config fields (as BR-H does)
-_CLASSIFIER_FIELDS = {"empirical": ("prompt_bins", "min_support"), "noisy_oracle": ("accuracy",)}
-
 
 @dataclass
-class OptRouterConfig(PolicyConfig):
+class OptRouterConfig(PolicyConfig, ClassifierOptions):
     """Options common to ``lp`` and ``bfio``."""
 
     window: int = field(default=256, metadata={"help": "candidates: the oldest this-many waiting requests"})
@@ -54,13 +51,6 @@ class OptRouterConfig(PolicyConfig):
         "help": "widen the window to min(waiting, free slots) so every free slot can be filled"})
     horizon: int = field(default=16, metadata={"help": "H, lookahead in decode steps (0 = this step only)"})
     gamma: float = field(default=0.9, metadata={"help": "discount per step of lookahead, in (0, 1]"})
-    classifier: str = field(default="empirical", metadata={
-        "help": "termination classifier: none | empirical | noisy_oracle | oracle"})
-    accuracy: float = field(default=0.9, metadata={"help": "noisy_oracle: P(each answer is right)"})
-    prompt_bins: int = field(default=1, metadata={"help": "empirical: equal-count prompt-length bins"})
-    min_support: int = field(default=20, metadata={"help": "empirical: min training requests per estimate"})
-    classifier_params: Dict[str, Any] = field(default_factory=dict, metadata={
-        "help": "extra keyword options for a classifier registered elsewhere"})
     max_hold_steps: int = field(default=100, metadata={
         "help": "a request deliberately held this many decisions is placed first"})
     threads: int = field(default=1, metadata={"help": "HiGHS threads"})
@@ -101,9 +91,7 @@ class OptRouterBase(Policy):
         if config.classifier == "none" and not config.classifier_params:
             self.classifier = None  # q = 1 without building arrays of ones
         else:
-            params = {k: getattr(config, k) for k in _CLASSIFIER_FIELDS.get(config.classifier, ())}
-            params.update(dict(config.classifier_params or {}))
-            self.classifier = make_classifier(config.classifier, context, **params)
+            self.classifier = classifier_from_options(config, context)
         self.solver = HighsSolver(threads=config.threads, batch=config.column_batch,
                                   **self.solver_options())
         self._held = np.zeros(0, np.int64)

@@ -11,7 +11,8 @@ Only classes with ``is_oracle = True`` may call ``context.request_oracle(self)``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable, ClassVar, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Dict, NamedTuple
 
 import numpy as np
 
@@ -65,3 +66,27 @@ def make_classifier(name: str, context: PolicyContext, **params: Any) -> Termina
         raise ConfigError(f"Unknown classifier {name!r}." + did_you_mean(name, _CLASSIFIERS)
                           + " Set it with policy.classifier=NAME.")
     return _CLASSIFIERS[name](context, **params)
+
+
+# options of the built-in classifiers that policy configs carry as first-class fields
+_BUILTIN_PARAMS = {"empirical": ("prompt_bins", "min_support"), "noisy_oracle": ("accuracy",)}
+
+
+@dataclass
+class ClassifierOptions:
+    """Config fields of every policy that uses a termination classifier (brh, lp, bfio)."""
+
+    classifier: str = field(default="empirical", metadata={
+        "help": "termination classifier: none | empirical | noisy_oracle | oracle"})
+    accuracy: float = field(default=0.9, metadata={"help": "noisy_oracle: P(each answer is right)"})
+    prompt_bins: int = field(default=1, metadata={"help": "empirical: equal-count prompt-length bins"})
+    min_support: int = field(default=20, metadata={"help": "empirical: min training requests per estimate"})
+    classifier_params: Dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "extra keyword options for a classifier registered elsewhere"})
+
+
+def classifier_from_options(opts: ClassifierOptions, context: PolicyContext) -> TerminationClassifier:
+    """Build the classifier a policy config names, passing only the options that classifier takes."""
+    params = {k: getattr(opts, k) for k in _BUILTIN_PARAMS.get(opts.classifier, ())}
+    params.update(dict(opts.classifier_params or {}))
+    return make_classifier(opts.classifier, context, **params)
