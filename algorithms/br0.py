@@ -121,6 +121,28 @@ def validate_br0(cfg: Br0Config) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def _roomiest(i, p, rs, rk, score, worder):  # pragma: no cover
+    """The feasible worker (free slot and KV room for request i) with the most remaining capacity."""
+    best = -1
+    for gg in range(worder.shape[0]):
+        g = worder[gg]
+        if rs[g] > 0 and rk[g] >= p[i] and (best < 0 or score[g] > score[best]):
+            best = g
+    return best
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put(i, g, A, p, size, assign, rs, rk, score, D):  # pragma: no cover
+    """Place request i on worker g and update the worker's room, capacity score and added loads."""
+    assign[i] = g
+    rs[g] -= 1
+    rk[g] -= p[i]
+    score[g] -= size[i]
+    for h in range(A.shape[1]):
+        D[g, h] += A[i, h]
+
+
 @njit(cache=True, nogil=True)
 def pack_kernel(A, w, m, p, slots, kv, order, worder, u, mode, K, forced, force_smallest):  # pragma: no cover
     """One stage-2 pass. A: (N, H1) loads each candidate adds h steps ahead; w: (H1,) discounts;
@@ -166,18 +188,9 @@ def pack_kernel(A, w, m, p, slots, kv, order, worder, u, mode, K, forced, force_
             continue
         if jj >= N and (mode == PACK or blocked):
             break
-        best = -1
-        for gg in range(G):
-            g = worder[gg]
-            if rs[g] > 0 and rk[g] >= p[i] and (best < 0 or score[g] > score[best]):
-                best = g
+        best = _roomiest(i, p, rs, rk, score, worder)
         if best >= 0:
-            assign[i] = best
-            rs[best] -= 1
-            rk[best] -= p[i]
-            score[best] -= size[i]
-            for h in range(H1):
-                D[best, h] += A[i, h]
+            _put(i, best, A, p, size, assign, rs, rk, score, D)
             placed += 1
         elif forced[i]:
             blocked = True
@@ -207,12 +220,7 @@ def pack_kernel(A, w, m, p, slots, kv, order, worder, u, mode, K, forced, force_
                 elif ov < least:
                     least = ov
             if best >= 0:
-                assign[i] = best
-                rs[best] -= 1
-                rk[best] -= p[i]
-                score[best] -= size[i]
-                for h in range(H1):
-                    D[best, h] += A[i, h]
+                _put(i, best, A, p, size, assign, rs, rk, score, D)
                 placed += 1
             else:
                 over[i] = least
@@ -236,18 +244,9 @@ def pack_kernel(A, w, m, p, slots, kv, order, worder, u, mode, K, forced, force_
                 i = order[j]
                 if not pick[i]:
                     continue
-                best = -1
-                for gg in range(G):
-                    g = worder[gg]
-                    if rs[g] > 0 and rk[g] >= p[i] and (best < 0 or score[g] > score[best]):
-                        best = g
+                best = _roomiest(i, p, rs, rk, score, worder)
                 if best >= 0:
-                    assign[i] = best
-                    rs[best] -= 1
-                    rk[best] -= p[i]
-                    score[best] -= size[i]
-                    for h in range(H1):
-                        D[best, h] += A[i, h]
+                    _put(i, best, A, p, size, assign, rs, rk, score, D)
                     placed += 1
 
     value = 0.0
