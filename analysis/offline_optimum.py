@@ -1,0 +1,546 @@
+"""Hindsight optimum of the imbalance objective J (analysis.objective): exact MILP or certified interval.
+
+Every o_i and every start step a_i are known; choose one worker per request to minimise
+J = sum_k (G * M_k - S_k), M_k = max_g s_g(k). S_k does not depend on the assignment, so this is
+minimising E = sum_k M_k; J = G * E - sum_k S_k.
+
+Formulation (PuLP, solved by HiGHS through pulp's HiGHS interface)
+------------------------------------------------------------------
+x_ig in {0, 1}, sum_g x_ig = 1. Variables W_j >= 0 per *segment*.
+
+Segments. Cut the step axis at every a_i and a_i + o_i: inside a segment [u, v) the active set A is
+constant and each active load is (p_i - a_i) + k, so s_g(k) = c_g + n_g k is affine in k.
+  (a) sum_{k=u}^{v-1} s_g(k) = sum_{i in A} x_ig * Lam_i with Lam_i = L (p_i - a_i) + L (u + v - 1) / 2,
+      L = v - u: the segment's contribution is linear in x in closed form.
+  (b) max_g s_g(k) is a maximum of affine functions, hence convex in k. Its maximum over the segment is
+      at an endpoint, but that is not what E needs: E needs its *sum*. Keeping M only at the two
+      endpoints and charging the trapezoid L (M_u + M_{v-1}) / 2 charges the chord of a convex function,
+      which lies *above* it: an over-estimate whenever the arg-max worker changes inside the segment
+      (e.g. G = 2, steps 0..6, worker 0 holds prompts 3 and 4, load 7 + 2k, worker 1 prompt 10, load
+      10 + k: the maxima 10, 11, 12, 13, 15, 17, 19 sum to 97, the trapezoid charges 7 (10 + 19) / 2 =
+      101.5). So the endpoint form is not exact; we use
+        W_j >= sum_i Lam_i x_ig   for every g                                           (1)
+      i.e. W_j >= max_g sum_k s_g(k), a *lower* bound on sum_k max_g s_g(k) (the sum of a maximum
+      is at least the maximum of the sums; 91 in the example), with equality iff one worker is the
+      maximum on every step of the segment.
+  (c) Exactness by refinement: solve; for the solution x*, evaluate sum_k max_g s_g(k) per segment;
+      if some segment's arg-max changes, split it at the steps where it changes (each piece then has
+      one arg-max under x*, so (1) is exact for x* there) and solve again, warm-started. The model
+      with finer segments is still a relaxation of E, so every solver bound is a valid bound on E*,
+      and when the relaxed optimum x* has relaxed value = E(x*), x* is optimal. Steps only split,
+      so this terminates (at worst one segment per step, where (1) is the plain per-step model).
+  Rows are scaled by 1/L (W_j is the mean envelope over the segment, objective coefficient L):
+  same model, better conditioned; E is integer at integral points, so the solver stops at an
+  absolute gap below 1 in E.
+
+Per-step lower bounds (constant, valid for any assignment; analysis.offline_search.step_bounds):
+max_g s_g(k) >= ceil(S_k / G), >= the largest active load, >= l_(G) + l_(G+1) (two of the G + 1
+largest share a worker) and in general >= the j + 1 smallest of the j*G + 1 largest loads. Summed over a
+segment they give W_j >= C_j / L (a variable bound), and summed over all steps a bound on E that needs
+no solver (the bound used alone on instances too large for the MILP).
+
+Symmetry breaking. Workers are identical, so any assignment can be relabelled by order of first use
+along a fixed request order (largest total load first): request number r in that order may only use
+workers 0..r. (The stronger orbitopal rows x_ig <= sum_{r' < r} x_{r', g-1} made HiGHS slower here.)
+
+Decomposition. At a step where at most one request is active, the steps before and after interact only
+through that request. Worker labels of each side can be permuted independently, so the two sides are
+independent problems: we cut at every such step, solve each busy part alone (its boundary request
+truncated to the part's steps), add the cut steps' constant imbalance (G - 1) l_r(k), and relabel the
+parts so each shared request keeps one worker. A part with at most G requests is solved exactly by
+putting them on distinct workers (then M_k is the largest load, which is the per-step bound).
+
+Incumbent. Largest-first greedy, then simulated annealing over moves and swaps (offline_search), then
+best-improvement moves; it warm-starts the MILP and is the upper bound when the MILP is too large.
+
+Result: objective = J of the best assignment found; lower_bound = a proven bound on J*; status
+"optimal" when they meet (up to the solver's tolerances, see below), else "time_limit".
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from analysis import offline_search as ks
+from analysis.objective import as_requests, check_assignment, step_series, total_load_sum
+from framework.errors import ConfigError, TraceFormatError, UserError
+
+# MILP only below this many nonzeros (pure-Python model building and the LP both grow with it).
+MILP_MAX_NONZEROS = 400_000
+
+
+@dataclass
+class OfflineResult:
+    """Best assignment found and a certified interval [lower_bound, objective] for the optimum J*."""
+
+    objective: int
+    lower_bound: int
+    status: str
+    assignment: np.ndarray
+    total_compute: int
+    workers: int
+    wall_s: float
+    parts: int = 1
+    parts_optimal: int = 1
+    details: dict = field(default_factory=dict)
+
+    @property
+    def gap(self) -> int:
+        return int(self.objective - self.lower_bound)
+
+    @property
+    def gap_rel(self) -> float:
+        """Gap relative to J (0 when both are 0)."""
+        return self.gap / self.objective if self.objective else 0.0
+
+    @property
+    def gap_compute(self) -> float:
+        """Gap relative to the total compute G * sum_k max_g s_g(k) of the best assignment."""
+        return self.gap / self.total_compute if self.total_compute else 0.0
+
+    def to_dict(self, assignment: bool = True) -> dict:
+        d = {
+            "objective": int(self.objective), "lower_bound": int(self.lower_bound), "status": self.status,
+            "gap": self.gap, "gap_rel": self.gap_rel, "gap_compute": self.gap_compute,
+            "total_compute": int(self.total_compute), "requests": int(len(self.assignment)),
+            "workers": int(self.workers), "parts": self.parts, "parts_optimal": self.parts_optimal,
+            "wall_s": round(self.wall_s, 3), **self.details,
+        }
+        if assignment:
+            d["assignment"] = [int(g) for g in self.assignment]
+        return d
+
+
+# ----------------------------------------------------------------------------------------------------
+# decomposition
+
+@dataclass
+class Part:
+    """A busy part: requests (indices into the instance) truncated to the part's steps [u, v)."""
+
+    u: int
+    v: int
+    idx: np.ndarray
+    a: np.ndarray  # relative to u
+    p: np.ndarray
+    o: np.ndarray
+
+
+def split_parts(a: np.ndarray, p: np.ndarray, o: np.ndarray, G: int) -> tuple[list[Part], int]:
+    """Cut at every step with at most one active request; return the parts and the cut steps' J."""
+    K = int((a + o).max())
+    cnt = np.zeros(K + 1, np.int64)
+    np.add.at(cnt, a, 1)
+    np.add.at(cnt, a + o, -1)
+    cnt = np.cumsum(cnt)[:K]
+    busy = cnt >= 2
+    # constant imbalance of steps with exactly one active request: G*l - l
+    single = np.flatnonzero(cnt == 1)
+    const = 0
+    if len(single):
+        ser = step_series(a, p, o, np.zeros(len(a), np.int64), 1, validate=False)
+        const = (G - 1) * int(ser.loads[single - ser.k0, 0].sum())
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], busy.astype(np.int8), [0]))))
+    parts = []
+    order = np.argsort(a, kind="stable")
+    a_sorted = a[order]
+    for u, v in zip(edges[0::2], edges[1::2]):
+        u, v = int(u), int(v)
+        hi = int(np.searchsorted(a_sorted, v, side="left"))
+        cand = order[:hi]
+        cand = cand[a[cand] + o[cand] > u]
+        s = np.maximum(a[cand], u)
+        e = np.minimum(a[cand] + o[cand], v)
+        srt = np.argsort(cand)
+        cand, s, e = cand[srt], s[srt], e[srt]
+        parts.append(Part(u, v, cand, s - u, p[cand] + (s - a[cand]), e - s))
+    return parts, const
+
+
+# ----------------------------------------------------------------------------------------------------
+# incumbent
+
+def _energy(a, p, o, w, G) -> int:
+    """E = sum_k max_g s_g(k) of an assignment of a part."""
+    return int(step_series(a, p, o, w, G, validate=False).envelope.sum())
+
+
+def search_incumbent(a, p, o, G: int, time_budget: float, seed: int = 0, iters: int | None = None,
+                     restarts: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Largest-first greedy, then ``restarts`` annealing runs from it (each followed by move descent).
+
+    Returns the best assignment and all runs' results (the MILP pre-splits its segments where these
+    good assignments change arg-max, see solve_milp).
+    """
+    N = len(a)
+    K = int((a + o).max())
+    size = o * p + o * (o - 1) // 2
+    order = np.argsort(-size, kind="stable")
+    w_greedy = ks.greedy(a, p, o, order, G, K)
+    if G == 1 or N <= G:
+        return w_greedy, [w_greedy]
+    ptr, ids = ks.active_lists(a, o, K)
+    t_end = time.perf_counter() + time_budget
+    runs = []
+    for r in range(restarts):
+        budget = (t_end - time.perf_counter()) / (restarts - r)
+        runs.append(_anneal_run(a, p, o, G, K, w_greedy.copy(), ptr, ids, budget, seed + 7919 * r, iters))
+    energies = [_energy(a, p, o, w, G) for w in runs]
+    return runs[int(np.argmin(energies))], runs
+
+
+def _anneal_run(a, p, o, G, K, w, ptr, ids, time_budget, seed, iters):
+    """One annealing schedule (calibrated to the time budget unless ``iters`` is given) + descent."""
+    N = len(a)
+    s = ks.load_matrix(a, p, o, w, G, K)
+    tops = np.empty((5, K), np.int64)
+    ks.refresh_tops(s, 0, K, tops)
+    T0 = 0.5 * ks.sample_uphill(a, p, o, w, s, tops, 2000, seed)
+    T1 = max(T0 * 1e-3, 1e-3)
+    deadline = time.perf_counter() + time_budget
+    best_w, best_e, cur_e = w.copy(), 0, 0
+    chunk = 20_000
+    total = iters if iters is not None else max(50 * N, 20_000)
+    done = 0
+    t0 = time.perf_counter()
+    while done < total:
+        n = min(chunk, total - done)
+        cur_e += ks.anneal(a, p, o, w, s, tops, ptr, ids, done, n, total, T0, T1, seed + done)
+        done += n
+        if cur_e < best_e:
+            best_e, best_w = cur_e, w.copy()
+        if iters is None:
+            now = time.perf_counter()
+            if done == chunk:  # calibrate the schedule length to the time budget
+                rate = done / max(now - t0, 1e-6)
+                total = int(min(max(rate * time_budget, 2 * chunk), 2_000 * N + 1_000_000))
+                chunk = max(20_000, total // 50)
+            if now > deadline:
+                break
+    w = best_w
+    s = ks.load_matrix(a, p, o, w, G, K)
+    ks.refresh_tops(s, 0, K, tops)
+    ks.move_descent(a, p, o, w, s, tops, 50)
+    return w
+
+
+# ----------------------------------------------------------------------------------------------------
+# MILP
+
+def _segment_partition(a, o) -> np.ndarray:
+    return np.unique(np.concatenate((a, a + o)))
+
+
+def _refine(bps: np.ndarray, loads: np.ndarray) -> np.ndarray:
+    """Split segments where the arg-max worker of ``loads`` changes (see docstring, (c))."""
+    M = loads.max(axis=1)
+    new = [bps]
+    for u, v in zip(bps[:-1], bps[1:]):
+        if v - u <= 1:
+            continue
+        seg = loads[u:v]
+        if (seg == M[u:v, None]).all(axis=0).any():
+            continue
+        am = seg.argmax(axis=1)
+        new.append(np.flatnonzero(np.diff(am) != 0) + 1 + u)
+    return np.unique(np.concatenate(new))
+
+
+def _relaxed_value(bps, loads, c) -> int:
+    """Relaxed E of an assignment: sum over segments of max(max_g sum_k s_g, sum_k c_k)."""
+    cs = np.vstack((np.zeros((1, loads.shape[1]), np.int64), np.cumsum(loads, axis=0)))
+    cc = np.concatenate(([0], np.cumsum(c)))
+    tot = 0
+    for u, v in zip(bps[:-1], bps[1:]):
+        tot += max(int((cs[v] - cs[u]).max()), int(cc[v] - cc[u]))
+    return tot
+
+
+def _nonzeros(a, o, G) -> int:
+    bps = _segment_partition(a, o)
+    cnt = np.zeros(int(bps[-1]) + 1, np.int64)
+    np.add.at(cnt, a, 1)
+    np.add.at(cnt, a + o, -1)
+    cnt = np.cumsum(cnt)
+    return int(cnt[bps[:-1]].sum()) * G
+
+
+def _highs_solver(start: dict | None, time_limit: float, msg: bool):
+    """pulp's HiGHS (highspy) interface, plus a warm start and access to the final dual bound."""
+    import highspy
+    import pulp
+
+    class HiGHSWarm(pulp.HiGHS):
+        def callSolver(self, lp):
+            if start:
+                cols = [(v.index, start[v.name]) for v in lp.variables() if v.name in start]
+                idx = np.array([c for c, _ in cols], np.int32)
+                val = np.array([x for _, x in cols], np.float64)
+                lp.solverModel.setSolution(len(idx), idx, val)
+            lp.solverModel.run()
+
+    return HiGHSWarm(msg=msg, timeLimit=max(time_limit, 0.1), gapRel=0.0, gapAbs=0.5, threads=1,
+                     random_seed=0), highspy
+
+
+def solve_milp(a, p, o, G: int, w0: np.ndarray, c: np.ndarray, time_limit: float,
+               msg: bool = False, elite: list[np.ndarray] = ()) -> tuple[np.ndarray, float, bool, dict]:
+    """Segment MILP with refinement. Returns (best assignment, proven lower bound on E, optimal?, info)."""
+    import pulp
+
+    N = len(a)
+    K = int((a + o).max())
+    t_end = time.perf_counter() + time_limit
+    size = o * p + o * (o - 1) // 2
+    rank = np.argsort(-size, kind="stable")
+    pos = np.empty(N, np.int64)
+    pos[rank] = np.arange(N)
+    cc = np.concatenate(([0], np.cumsum(c)))
+    best_w = w0.copy()
+    ser0 = step_series(a, p, o, best_w, G, validate=False)
+    best_e = int(ser0.envelope.sum())
+    # split where good assignments' arg-max changes: the optimum tends to share their crossings, and
+    # every refinement round re-proves from scratch
+    bps = _refine(_segment_partition(a, o), ser0.loads)
+    for w in elite:
+        bps = _refine(bps, step_series(a, p, o, w, G, validate=False).loads)
+    lb = float(c.sum())
+    info = {"milp_rounds": 0, "segments": int(len(bps) - 1)}
+    while True:
+        remaining = t_end - time.perf_counter()
+        if remaining <= 0.05:
+            return best_w, lb, False, info
+        prob = pulp.LpProblem("offline_optimum", pulp.LpMinimize)
+        x = {(i, g): prob.add_variable(f"x_{i}_{g}", cat="Binary")
+             for i in range(N) for g in range(min(G, int(pos[i]) + 1))}
+        for i in range(N):
+            prob += pulp.lpSum(x[i, g] for g in range(min(G, int(pos[i]) + 1))) == 1, f"one_{i}"
+        obj = []
+        act_start = np.argsort(a, kind="stable")
+        for j, (u, v) in enumerate(zip(bps[:-1], bps[1:])):
+            u, v = int(u), int(v)
+            act = act_start[(a[act_start] <= u)]
+            act = act[a[act] + o[act] > u]
+            if len(act) == 0:
+                continue
+            L = v - u
+            mean = (p[act] - a[act]) + (u + v - 1) / 2.0  # mean load over the segment
+            Wj = prob.add_variable(f"W_{j}", lowBound=float(cc[v] - cc[u]) / L)
+            obj.append((Wj, float(L)))
+            for g in range(G):
+                terms = [(x[i, g], float(m)) for i, m in zip(act.tolist(), mean.tolist()) if (i, g) in x]
+                if terms:
+                    prob += pulp.LpAffineExpression([(Wj, 1.0)] + [(v_, -m) for v_, m in terms]) >= 0
+        prob += pulp.LpAffineExpression(obj)
+        # warm start: incumbent relabelled by first use along the rank order
+        lab: dict[int, int] = {}
+        for r in rank:
+            lab.setdefault(int(best_w[r]), len(lab))
+        w_rel = np.array([lab[int(g)] for g in best_w])
+        start = {f"x_{i}_{g}": float(w_rel[i] == g) for (i, g) in x}
+        solver, highspy = _highs_solver(start, t_end - time.perf_counter(), msg)
+        prob.solve(solver)
+        info["milp_rounds"] += 1
+        h = prob.solverModel
+        status = h.getModelStatus()
+        bound = h.getInfo().mip_dual_bound
+        if np.isfinite(bound):
+            lb = max(lb, bound)
+        have = h.getInfo().primal_solution_status == 2  # feasible solution available
+        if have:
+            w = np.zeros(N, np.int64)
+            for (i, g), var in x.items():
+                if var.varValue is not None and var.varValue > 0.5:
+                    w[i] = g
+            ser = step_series(a, p, o, w, G, validate=False)
+            e = int(ser.envelope.sum())
+            if e < best_e:
+                best_w, best_e = w, e
+            relaxed = _relaxed_value(bps, ser.loads, c)
+        info["segments"] = int(len(bps) - 1)
+        if status != highspy.HighsModelStatus.kOptimal or not have:
+            return best_w, lb, best_e <= lb + 0.5, info
+        if e <= relaxed:  # relaxed optimum is exact at x*: proven optimal
+            return best_w, float(max(lb, e)), True, info
+        bps = _refine(bps, ser.loads)
+
+
+# ----------------------------------------------------------------------------------------------------
+# driver
+
+def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60.0, seed: int = 0,
+                  use_milp: bool = True, search_share: float = 0.25, msg: bool = False,
+                  search_iters: int | None = None, initial=None) -> OfflineResult:
+    """Best assignment and a certified interval for the hindsight optimum (module docstring).
+
+    ``initial`` (a worker per request, e.g. an online run's) is one more candidate: the result is never
+    worse than it.
+    """
+    t0 = time.perf_counter()
+    a, p, o = as_requests(start, prompt, output)
+    G = int(workers)
+    if G < 1:
+        raise ConfigError(f"workers={workers}: the offline optimum needs at least one worker.")
+    if time_limit is None or not time_limit > 0:
+        raise ConfigError(f"time_limit={time_limit}: give a positive number of seconds.")
+    N = len(a)
+    if initial is not None:
+        initial = check_assignment(initial, N, G, where="initial assignment")
+    if N == 0:
+        return OfflineResult(0, 0, "optimal", np.zeros(0, np.int64), 0, G, time.perf_counter() - t0, 0, 0)
+    a = a - a.min()
+    parts, const_j = split_parts(a, p, o, G)
+    final = np.full(N, -1, np.int64)
+    lb_total = const_j
+    n_opt = 0
+    details = {"milp_parts": 0, "milp_rounds": 0, "step_bound": const_j}
+    weights = np.array([len(pt.idx) ** 1.5 if len(pt.idx) > G else 0.0 for pt in parts])
+    for q, pt in enumerate(parts):
+        n = len(pt.idx)
+        S_part = total_load_sum(pt.p, pt.o)
+        K = int((pt.a + pt.o).max())
+        c = ks.step_bounds(pt.a, pt.p, pt.o, G, K)
+        e_lb = float(c.sum())
+        details["step_bound"] += G * int(c.sum()) - S_part
+        if n <= G or G == 1:
+            w = np.arange(n, dtype=np.int64) % G
+            proven = True
+        else:
+            t_part = time.perf_counter()
+            left = max(time_limit - (t_part - t0), 0.0)
+            budget = left * weights[q] / max(weights[q:].sum(), 1e-9)
+            nnz = _nonzeros(pt.a, pt.o, G)
+            milp_ok = use_milp and nnz <= MILP_MAX_NONZEROS
+            s_budget = budget * (search_share if milp_ok else 0.95)
+            w, elite = search_incumbent(pt.a, pt.p, pt.o, G, s_budget, seed=seed, iters=search_iters,
+                                        restarts=4 if milp_ok else 1)
+            e = _energy(pt.a, pt.p, pt.o, w, G)
+            if initial is not None:
+                w_init = initial[pt.idx]
+                e_init = _energy(pt.a, pt.p, pt.o, w_init, G)
+                elite = [*elite, w_init]
+                if e_init < e:
+                    w, e = w_init, e_init
+            proven = e <= e_lb
+            if not proven and milp_ok:
+                rest = budget - (time.perf_counter() - t_part)
+                w, e_lb2, proven, info = solve_milp(pt.a, pt.p, pt.o, G, w, c, max(rest, 0.5), msg=msg,
+                                                      elite=elite)
+                details["milp_parts"] += 1
+                details["milp_rounds"] += info["milp_rounds"]
+                e_lb = max(e_lb, e_lb2)
+        e = _energy(pt.a, pt.p, pt.o, w, G)
+        if proven:
+            e_lb = e
+            n_opt += 1
+        # E* is an integer: round the bound up (with a relative tolerance for the solver's arithmetic)
+        e_lb_int = min(e, math.ceil(e_lb - 1e-6 * max(1.0, abs(e_lb))))
+        lb_total += G * e_lb_int - S_part
+        # relabel so a request shared with an earlier part keeps its worker
+        shared = np.flatnonzero(final[pt.idx] >= 0)
+        if len(shared):
+            r = shared[0]
+            want, have = int(final[pt.idx[r]]), int(w[r])
+            if want != have:
+                w = np.where(w == want, have, np.where(w == have, want, w))
+        final[pt.idx] = w
+    final[final < 0] = 0
+    ser = step_series(a, p, o, final, G, validate=False)
+    J = ser.objective
+    lb_total = min(lb_total, J)
+    status = "optimal" if n_opt == len(parts) else "time_limit"
+    if status == "optimal":
+        lb_total = J
+    details["step_bound"] = min(details["step_bound"], J)
+    return OfflineResult(int(J), int(lb_total), status, final, ser.total_compute, G,
+                         time.perf_counter() - t0, len(parts), n_opt, details)
+
+
+# ----------------------------------------------------------------------------------------------------
+# CLI
+
+COLUMNS = ("arrival_step", "prompt_tokens", "output_tokens")
+
+
+def read_instance(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read an instance CSV (arrival_step, prompt_tokens, output_tokens), naming bad rows by line."""
+    import pandas as pd
+
+    from framework.workloads.csvio import require_file
+
+    f = require_file(path, "instance")
+    try:
+        df = pd.read_csv(f, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise TraceFormatError(f"instance file {str(f)!r} is not a readable CSV ({e}). Expected a header "
+                               f"line {','.join(COLUMNS)} and one request per line.") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise TraceFormatError(f"instance file {str(f)!r} lacks column(s) {', '.join(missing)}; its columns "
+                               f"are {', '.join(map(repr, df.columns))}. The header must name "
+                               f"{', '.join(COLUMNS)}.")
+    if len(df) == 0:
+        raise TraceFormatError(f"instance file {str(f)!r} has a header but no requests; add one line per "
+                               "request.")
+    cols = []
+    for name, lo in zip(COLUMNS, (0, 0, 1)):
+        raw = df[name].str.strip()
+        num = pd.to_numeric(raw, errors="coerce")
+        bad = num.isna() | (num != num.round()) | (num < lo)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise TraceFormatError(f"instance file {str(f)!r}, line {i + 2}: {name} is {raw.iloc[i]!r}; it "
+                                   f"must be a whole number >= {lo}. Fix or drop that line.")
+        cols.append(num.to_numpy().astype(np.int64))
+    return cols[0], cols[1], cols[2]
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send fd 1 to stderr while solving: HiGHS prints its banner on stdout, which must stay JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m analysis.offline_optimum",
+                                 description="Hindsight optimum of the DP imbalance objective J.")
+    ap.add_argument("--instance", required=True, help="CSV with arrival_step,prompt_tokens,output_tokens")
+    ap.add_argument("--workers", type=int, required=True, help="number of DP workers G")
+    ap.add_argument("--time-limit", type=float, default=60.0, help="seconds for search + MILP (default 60)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-milp", action="store_true", help="heuristic + per-step bound only")
+    args = ap.parse_args(argv)
+    try:
+        if args.workers < 1:
+            raise ConfigError(f"--workers {args.workers}: need at least one worker.")
+        a, p, o = read_instance(args.instance)
+        with _stdout_to_stderr():
+            res = solve_offline(a, p, o, args.workers, time_limit=args.time_limit, seed=args.seed,
+                                use_milp=not args.no_milp)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    print(json.dumps(res.to_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
