@@ -185,9 +185,12 @@ def active_lists(a, o, K):
 
 
 @nb.njit(cache=True)
-def anneal(a, p, o, w, s, tops, ptr, ids, it_start, n_iters, it_total, T0, T1, seed):
-    """Simulated annealing over moves (half the proposals) and swaps with a request active at a
-    random step of the first one's life. Temperature T0 * (T1/T0)**(it/it_total), so a run split into
+def anneal(a, p, o, w, s, tops, ptr, ids, by_start, starts, it_start, n_iters, it_total, T0, T1, seed,
+           p_move, align):
+    """Simulated annealing. A proposal moves a random request to another worker (probability p_move)
+    or swaps it with a request on another worker: half the time one whose start is within ``align``
+    steps of its own (the change then sits at the two ends of the lives, a fine adjustment), else one
+    active at a random step of its life. Temperature T0 * (T1/T0)**(it/it_total), so a run split into
     chunks follows one schedule. Updates w, s, tops in place; returns the change of E."""
     np.random.seed(seed)
     G = s.shape[1]
@@ -197,7 +200,7 @@ def anneal(a, p, o, w, s, tops, ptr, ids, it_start, n_iters, it_total, T0, T1, s
     for it in range(it_start, it_start + n_iters):
         T = T0 * ratio ** (it / it_total)
         i = np.random.randint(N)
-        if np.random.random() < 0.5:
+        if np.random.random() < p_move:
             g = np.random.randint(G - 1)
             if g >= w[i]:
                 g += 1
@@ -206,9 +209,14 @@ def anneal(a, p, o, w, s, tops, ptr, ids, it_start, n_iters, it_total, T0, T1, s
                 move_request(i, g, a, p, o, w, s, tops)
                 cur += d
         else:
-            k = a[i] + np.random.randint(o[i])
-            n_k = ptr[k + 1] - ptr[k]
-            j = ids[ptr[k] + np.random.randint(n_k)]
+            if align > 0 and np.random.random() < 0.5:
+                lo = np.searchsorted(starts, a[i] - align)
+                hi = np.searchsorted(starts, a[i] + align + 1)
+                j = by_start[lo + np.random.randint(hi - lo)]
+            else:
+                k = a[i] + np.random.randint(o[i])
+                n_k = ptr[k + 1] - ptr[k]
+                j = ids[ptr[k] + np.random.randint(n_k)]
             if w[j] == w[i]:
                 continue
             d = swap_delta(i, j, a, p, o, w, s, tops)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.objective import step_series
-from analysis.offline_optimum import _stdout_to_stderr, solve_offline
+from analysis.offline_optimum import stdout_to_stderr, solve_offline
 from framework.errors import TraceFormatError, UserError
 from framework.results import write_json_atomic, write_parquet_atomic
 
@@ -114,8 +114,9 @@ def regret_of_run(run_dir: str | Path, time_limit: float = 60.0, seed: int = 0,
         "regret": int(J_on - UB), "regret_high": int(J_on - LB),
         "share_of_compute": (J_on - UB) / tc if tc else 0.0,
         "share_of_compute_high": (J_on - LB) / tc if tc else 0.0,
-        "ratio": J_on / UB if UB else (1.0 if J_on == 0 else float("inf")),
-        "ratio_high": J_on / LB if LB else (1.0 if J_on == 0 else float("inf")),
+        # J_online / J*: null when the optimum (or its lower bound) is 0 and the run is not
+        "ratio": J_on / UB if UB else (1.0 if J_on == 0 else None),
+        "ratio_high": J_on / LB if LB else (1.0 if J_on == 0 else None),
         "total_compute_online": int(tc), "offline_wall_s": round(res.wall_s, 3),
         "offline_parts": res.parts, "offline_parts_optimal": res.parts_optimal,
         "time_limit_s": time_limit,
@@ -193,6 +194,20 @@ def format_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds per policy and workload (regret and share as their low and high ends)."""
+    g = df.groupby(["policy", "workload"], sort=True)
+    out = g.agg(runs=("j_online", "size"), j_online=("j_online", "mean"), regret=("regret", "mean"),
+                regret_high=("regret_high", "mean"), share=("share_of_compute", "mean"),
+                share_high=("share_of_compute_high", "mean"),
+                optimal=("status", lambda s: int((s == "optimal").sum()))).reset_index()
+    for c in ("j_online", "regret", "regret_high"):
+        out[c] = out[c].round(0).astype(np.int64)
+    for c in ("share", "share_high"):
+        out[c] = [f"{100 * x:.2f}%" for x in out[c]]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.regret",
                                  description="Regret of a run (or a sweep of runs) against the offline optimum.")
@@ -206,20 +221,20 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give either RUN_DIR or --sweep DIR")
     try:
         if args.sweep is None:
-            with _stdout_to_stderr():
+            with stdout_to_stderr():
                 out = regret_of_run(args.run_dir, time_limit=args.time_limit, seed=args.seed)
             print(json.dumps(out, indent=2))
             return 0
         from analysis.sweep import to_markdown
 
-        with _stdout_to_stderr():
+        with stdout_to_stderr():
             df = sweep_table(args.sweep, time_limit=args.time_limit, reuse=not args.recompute)
         root = Path(args.sweep)
         write_parquet_atomic(root / "regret_table.parquet", df)
         csv_tmp = root / ".regret_table.csv.partial"
         df.to_csv(csv_tmp, index=False)
         csv_tmp.replace(root / "regret_table.csv")
-        md = to_markdown(format_table(df))
+        md = (to_markdown(format_table(df)) + "\n\nMean over seeds:\n\n" + to_markdown(summary_table(df)))
         md_tmp = root / ".regret_table.md.partial"
         md_tmp.write_text(md + "\n")
         md_tmp.replace(root / "regret_table.md")

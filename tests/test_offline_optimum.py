@@ -275,3 +275,48 @@ def test_cli_reports_user_errors(tmp_path, capsys):
     f.write_text("arrival_step,prompt_tokens,output_tokens\n0,1,1\n")
     assert main(["--instance", str(f), "--workers", "0"]) == 2
     assert "at least one worker" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ window bounds
+
+def brute_envelopes(a, p, o, G):
+    """Envelope per step (rows) of every assignment (G**N rows), relative steps."""
+    a, p, o = map(np.asarray, (a, p, o))
+    K = int((a + o).max())
+    k = np.arange(K)
+    act = (k[None, :] >= a[:, None]) & (k[None, :] < (a + o)[:, None])
+    load = np.where(act, p[:, None] + k[None, :] - a[:, None], 0)
+    W = np.array(list(itertools.product(range(G), repeat=len(a))))
+    s = np.stack([(W == g).astype(np.int64) @ load for g in range(G)], axis=2)
+    return s.max(axis=2)  # (A, K)
+
+
+def test_window_bounds_are_valid_and_bite():
+    from analysis.offline_bounds import combine, event_windows, window_bound, window_lower_bound
+
+    rng = np.random.default_rng(21)
+    gained = 0
+    for _ in range(40):
+        G, n = int(rng.integers(2, 4)), int(rng.integers(4, 7))
+        a, p, o = rng.integers(0, 6, n), rng.integers(1, 30, n), rng.integers(1, 9, n)
+        a = a - a.min()
+        K = int((a + o).max())
+        c = ks.step_bounds(a, p, o, G, K)
+        env = brute_envelopes(a, p, o, G)
+        for bmax in (1, 2, 4):
+            wins = event_windows(a, o, bmax, 50)
+            assert wins[0][0] == 0 and wins[-1][1] == K
+            assert all(v1 == u2 for (_, v1), (u2, _) in zip(wins, wins[1:]))  # a tiling
+            done = []
+            for u, v in wins:
+                lb, solved = window_bound(a, p, o, G, c, u, v, 10)
+                assert solved
+                # no assignment has a smaller envelope over the window
+                assert lb <= env[:, u:v].sum(axis=1).min() + 1e-6
+                assert lb >= c[u:v].sum() - 1e-9
+                gained += lb > c[u:v].sum() + 0.5
+                done.append((u, v, lb))
+            assert c.sum() - 1e-6 <= combine(c, done) <= env.sum(axis=1).min() + 1e-6
+        e_lb, _, _ = window_lower_bound(a, p, o, G, c, 10.0, levels=(2, 4))
+        assert e_lb <= env.sum(axis=1).min() + 1e-6
+    assert gained > 0  # stickiness shows: some windows beat the per-step bound

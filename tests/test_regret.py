@@ -116,6 +116,7 @@ def test_sweep_table_and_cli(tmp_path, capsys):
     assert rg.main(["--sweep", str(tmp_path / "sweep"), "--time-limit", "10"]) == 0
     md = capsys.readouterr().out
     assert "| policy |" in md and "bad" in md and "good" in md
+    assert "Mean over seeds" in md and "| bad | w | 1 | 57 | 42 | 42 |" in md
     df = pd.read_csv(tmp_path / "sweep" / "regret_table.csv")
     assert df["policy"].tolist() == ["bad", "good"]
     assert df["j_online"].tolist() == [57, 15]
