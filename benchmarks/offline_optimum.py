@@ -15,7 +15,6 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
