@@ -74,6 +74,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from algorithms._hold import HoldCounter
 from framework.errors import ConfigError
 from framework.policy import POOL, Policy, PolicyConfig, PolicyContext, register_policy
 from framework.view import ClusterView, Placements
@@ -344,7 +345,7 @@ class PoolRouterBase(Policy):
         validate_br0(config)
         warm_kernel()
         self._rng = context.rng(0xB20)
-        self._held = np.zeros(0, np.int64)
+        self.holds = HoldCounter(config.max_hold_steps)
         self.last_plan: Plan | None = None
 
     def window_ids(self, view: ClusterView) -> tuple[np.ndarray, np.ndarray]:
@@ -375,31 +376,11 @@ class PoolRouterBase(Policy):
         return self._rng.permutation(self.G).astype(np.int64)
 
     def forced_mask(self, view: ClusterView, ids: np.ndarray) -> np.ndarray | None:
-        """Requests deliberately held max_hold_steps times already must go now (see record_holds)."""
-        if len(ids) == 0:
-            return None
-        need = int(ids.max()) + 1
-        if need > len(self._held):
-            grow = np.zeros(max(need, 2 * len(self._held)) - len(self._held), np.int64)
-            self._held = np.concatenate((self._held, grow))
-        return self._held[ids] >= self.config.max_hold_steps
+        """Requests deliberately held max_hold_steps times already must go now (algorithms._hold)."""
+        return self.holds.overdue(ids) if len(ids) else None
 
     def record_holds(self, ids: np.ndarray, assign: np.ndarray, free_slots: int) -> None:
-        """Count a deliberate hold for each candidate left out while a younger one was admitted or
-        while a slot stayed free (FCFS would have admitted it)."""
-        if len(ids) == 0:
-            return
-        adm = assign >= 0
-        n_adm = int(adm.sum())
-        if n_adm < min(len(ids), free_slots):
-            held = ~adm
-        elif n_adm:
-            youngest = int(np.flatnonzero(adm)[-1])
-            held = ~adm
-            held[youngest:] = False
-        else:
-            return
-        self._held[ids[held]] += 1
+        self.holds.record(ids, assign, free_slots)
 
     def base_loads(self, view: ClusterView) -> np.ndarray:
         """s_g plus tokens already committed to the worker (prefill reservations, local queue)."""

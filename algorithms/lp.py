@@ -36,6 +36,7 @@ import numpy as np
 from algorithms._opt_model import (HighsSolver, Model, PoolProblem, better, build_model, fill,
                                    greedy_placement, imbalance_objective, problem_from_view,
                                    round_placement)
+from algorithms._hold import HoldCounter
 from framework.classifier import ClassifierOptions, classifier_from_options
 from framework.errors import ConfigError
 from framework.policy import POOL, Policy, PolicyConfig, PolicyContext, register_policy
@@ -94,7 +95,7 @@ class OptRouterBase(Policy):
             self.classifier = classifier_from_options(config, context)
         self.solver = HighsSolver(threads=config.threads, batch=config.column_batch,
                                   **self.solver_options())
-        self._held = np.zeros(0, np.int64)
+        self.holds = HoldCounter(config.max_hold_steps)
         self.stats: dict[str, float] = {"decisions": 0, "certified": 0, "solver_s": 0.0}
         self.last_problem: PoolProblem | None = None
         self.last_assign: np.ndarray | None = None
@@ -133,7 +134,7 @@ class OptRouterBase(Policy):
         cfg = self.config
         pb = problem_from_view(view, ids, prompt, cfg.horizon, cfg.gamma, self.classifier)
         self.count("decisions")
-        forced = self._forced(ids)
+        forced = self.holds.overdue(ids)
         if forced.any() and pb.target:
             idx = np.flatnonzero(forced)[:pb.target]  # oldest first
             first = fill(pb, np.full(pb.N, -1, np.int64), idx)
@@ -144,7 +145,7 @@ class OptRouterBase(Policy):
         else:
             assign = self._solve(pb)
         self.last_problem, self.last_assign = pb, assign
-        self._record_holds(ids, assign, int(view.free_slots.sum()))
+        self.holds.record(ids, assign, int(view.free_slots.sum()))
         sel = assign >= 0
         return Placements(ids[sel].astype(np.int64), assign[sel])
 
@@ -155,26 +156,6 @@ class OptRouterBase(Policy):
         out = self.solve(pb)
         self.stats["solver_s"] += time.perf_counter() - t0
         return out
-
-    # --- bounded hold (same rule as BR-0) --------------------------------------------------------
-    def _forced(self, ids: np.ndarray) -> np.ndarray:
-        need = int(ids.max()) + 1
-        if need > len(self._held):
-            self._held = np.concatenate((self._held, np.zeros(max(need, 2 * len(self._held))
-                                                               - len(self._held), np.int64)))
-        return self._held[ids] >= self.config.max_hold_steps
-
-    def _record_holds(self, ids: np.ndarray, assign: np.ndarray, free_slots: int) -> None:
-        adm = assign >= 0
-        n_adm = int(adm.sum())
-        if n_adm < min(len(ids), free_slots):
-            held = ~adm
-        elif n_adm:
-            held = ~adm
-            held[int(np.flatnonzero(adm)[-1]):] = False
-        else:
-            return
-        self._held[ids[held]] += 1
 
     def describe(self) -> dict[str, Any]:
         d = int(self.stats["decisions"])

@@ -1,0 +1,40 @@
+"""The bounded deliberate hold shared by the pool routers (br0, brh, lp, bfio).
+
+A router that chooses which waiting requests to admit can starve some of them; each one it passes over
+(while a younger one was admitted, or while a slot stayed free, when FCFS would have admitted it)
+counts one hold, and a request held ``max_hold_steps`` times is overdue and placed first.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class HoldCounter:
+    """Per-request hold counts, indexed by request id and grown on demand."""
+
+    def __init__(self, max_hold_steps: int) -> None:
+        self.max_hold_steps = int(max_hold_steps)
+        self._held = np.zeros(0, np.int64)
+
+    def overdue(self, ids: np.ndarray) -> np.ndarray:
+        """Mask of the candidates already held max_hold_steps times."""
+        if len(ids) == 0:
+            return np.zeros(0, bool)
+        need = int(ids.max()) + 1
+        if need > len(self._held):
+            grow = np.zeros(max(need, 2 * len(self._held)) - len(self._held), np.int64)
+            self._held = np.concatenate((self._held, grow))
+        return self._held[ids] >= self.max_hold_steps
+
+    def record(self, ids: np.ndarray, assign: np.ndarray, free_slots: int) -> None:
+        """Count a hold for each candidate left out that FCFS would have admitted."""
+        adm = assign >= 0
+        n_adm = int(adm.sum())
+        if n_adm < min(len(ids), free_slots):
+            held = ~adm
+        elif n_adm:
+            held = ~adm
+            held[int(np.flatnonzero(adm)[-1]):] = False  # only those older than the youngest admitted
+        else:
+            return
+        self._held[ids[held]] += 1
