@@ -159,3 +159,59 @@ def window_lower_bound(a, p, o, G: int, c: np.ndarray, time_budget: float,
             info["windows"] += 1
             info["windows_solved"] += int(ok)
     return combine(c, done), done, info
+
+
+def _window_job(conn, a, p, o, G, c, time_budget, levels) -> None:
+    """Child-process body of WindowBoundJob: compute, send, exit (errors are sent as text)."""
+    try:
+        conn.send(("ok", window_lower_bound(a, p, o, G, c, time_budget, levels=levels)))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which falls back to c
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+    finally:
+        conn.close()
+
+
+class WindowBoundJob:
+    """window_lower_bound in a second process, so it runs on another core while the incumbent search
+    runs here. The bounds do not depend on the incumbent, only on the instance and c.
+
+    ``result()`` waits at most ``time_budget`` (counted from the start) plus a grace period for the
+    last window solve to return; a job that is late, crashed or cancelled yields None, and the caller
+    keeps the per-step bound: the window bounds only ever lift the lower bound, never carry it.
+    """
+
+    GRACE_S = 10.0
+
+    def __init__(self, a, p, o, G: int, c: np.ndarray, time_budget: float, levels: tuple[int, ...]):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")  # no fork: the parent may hold solver or numba state
+        self._conn, child = ctx.Pipe(duplex=False)
+        self._deadline = time.perf_counter() + time_budget + self.GRACE_S
+        self._proc = ctx.Process(target=_window_job, daemon=True,
+                                 args=(child, a, p, o, G, c, time_budget, levels))
+        self._proc.start()
+        child.close()
+        self.error: str | None = None
+
+    def result(self) -> tuple[float, list[tuple[int, int, float]], dict] | None:
+        try:
+            if not self._conn.poll(max(self._deadline - time.perf_counter(), 0.0)):
+                self.error = "window bounds did not return in time"
+                return None
+            status, payload = self._conn.recv()
+        except (EOFError, OSError):
+            self.error = f"window bound process died (exit code {self._proc.exitcode})"
+            return None
+        finally:
+            self.cancel()
+        if status != "ok":
+            self.error = payload
+            return None
+        return payload
+
+    def cancel(self) -> None:
+        if self._proc.is_alive():
+            self._proc.terminate()
+        self._proc.join(timeout=5)
+        self._conn.close()

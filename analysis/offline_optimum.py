@@ -79,12 +79,25 @@ from pathlib import Path
 import numpy as np
 
 from analysis import offline_search as ks
-from analysis.offline_bounds import window_lower_bound
+from analysis.offline_bounds import WindowBoundJob, window_lower_bound
 from analysis.objective import as_requests, check_assignment, step_series, total_load_sum
 from framework.errors import ConfigError, TraceFormatError, UserError
 
 # MILP only below this many nonzeros (pure-Python model building and the LP both grow with it).
 MILP_MAX_NONZEROS = 400_000
+# Below this part budget or size a second process costs more (spawn + imports, about a second) than
+# it gives: small parts are proven by the search or the MILP before the bounds would return.
+PARALLEL_MIN_S = 8.0
+PARALLEL_MIN_REQUESTS = 20
+
+
+def default_jobs() -> int:
+    """Processes the solver may use: the CPUs this process is allowed on, at most 2."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(2, n))
 
 
 @dataclass
@@ -430,11 +443,13 @@ def _ceil_bound(e_lb: float) -> int:
 def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60.0, seed: int = 0,
                   use_milp: bool = True, use_windows: bool = True, search_share: float = 0.25,
                   msg: bool = False,
-                  search_iters: int | None = None, initial=None) -> OfflineResult:
+                  search_iters: int | None = None, initial=None, jobs: int | None = None) -> OfflineResult:
     """Best assignment and a certified interval for the hindsight optimum (module docstring).
 
     ``initial`` (a worker per request, e.g. an online run's) is one more candidate: the result is never
-    worse than it.
+    worse than it. ``jobs`` (default: the CPUs this process may use, at most 2): with 2, the window
+    bounds of a part with at least PARALLEL_MIN_REQUESTS requests and PARALLEL_MIN_S seconds run in a
+    second process.
     """
     t0 = time.perf_counter()
     a, p, o = as_requests(start, prompt, output)
@@ -443,6 +458,9 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
         raise ConfigError(f"workers={workers}: the offline optimum needs at least one worker.")
     if time_limit is None or not time_limit > 0:
         raise ConfigError(f"time_limit={time_limit}: give a positive number of seconds.")
+    jobs = default_jobs() if jobs is None else int(jobs)
+    if jobs < 1:
+        raise ConfigError(f"jobs={jobs}: give at least 1 (2 runs the window bounds on a second core).")
     N = len(a)
     if initial is not None:
         initial = check_assignment(initial, N, G, where="initial assignment")
@@ -471,8 +489,17 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
             budget = left * weights[q] / max(weights[q:].sum(), 1e-9)
             nnz = _nonzeros(pt.a, pt.o, G)
             milp_ok = use_milp and nnz <= MILP_MAX_NONZEROS
-            # MILP parts: search 25%, window bounds 10%, MILP the rest; others: search 40%, windows 60%
-            s_budget = budget * (search_share if milp_ok else 0.4)
+            levels = (4, 8) if milp_ok else (8, 14, 20)
+            # Two cores: window bounds run in a second process beside the search (MILP parts: both for
+            # 30% of the budget, the MILP the rest; others: both for all of it). One core: search 25%,
+            # windows 10%, MILP the rest; others: search 40%, windows 60%.
+            job = None
+            if jobs >= 2 and use_windows and budget >= PARALLEL_MIN_S and n >= PARALLEL_MIN_REQUESTS:
+                w_budget = max(budget * (0.3 if milp_ok else 1.0) - 2.0, 1.0)
+                job = WindowBoundJob(pt.a, pt.p, pt.o, G, c, w_budget, levels)
+                s_budget = w_budget
+            else:
+                s_budget = budget * (search_share if milp_ok else 0.4)
             w, elite = search_incumbent(pt.a, pt.p, pt.o, G, s_budget, seed=seed, iters=search_iters,
                                         restarts=4 if milp_ok else 1, target=_ceil_bound(e_lb),
                                         max_iters=30_000 * n if milp_ok else None)
@@ -485,10 +512,20 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
                     w, e = w_init, e_init
             proven = e <= _ceil_bound(e_lb)
             wins: list = []
-            if not proven and use_windows:
+            if job is not None:
+                got = None if proven else job.result()
+                job.cancel()
+                if got is not None:
+                    e_win, wins, winfo = got
+                    details["windows"] += winfo["windows"]
+                    e_lb = max(e_lb, e_win)
+                    proven = e <= _ceil_bound(e_lb)
+                elif job.error:
+                    details.setdefault("window_errors", []).append(job.error)
+            elif not proven and use_windows:
                 w_budget = (0.1 * budget) if milp_ok else (budget - (time.perf_counter() - t_part))
                 e_win, wins, winfo = window_lower_bound(pt.a, pt.p, pt.o, G, c, max(w_budget, 0.0),
-                                                        levels=(4, 8) if milp_ok else (8, 14, 20))
+                                                        levels=levels)
                 details["windows"] += winfo["windows"]
                 e_lb = max(e_lb, e_win)
                 proven = e <= _ceil_bound(e_lb)
@@ -587,6 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=60.0, help="seconds for search + MILP (default 60)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-milp", action="store_true", help="heuristic + per-step bound only")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="processes (default: the CPUs available, at most 2; 2 runs the window bounds "
+                         "beside the search)")
     args = ap.parse_args(argv)
     try:
         if args.workers < 1:
@@ -594,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         a, p, o = read_instance(args.instance)
         with stdout_to_stderr():
             res = solve_offline(a, p, o, args.workers, time_limit=args.time_limit, seed=args.seed,
-                                use_milp=not args.no_milp)
+                                use_milp=not args.no_milp, jobs=args.jobs)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--big-limit", type=float, default=None, help="seconds for (b) (default 600)")
     ap.add_argument("--skip-scan", action="store_true")
     ap.add_argument("--skip-big", action="store_true")
+    ap.add_argument("--jobs", type=int, default=None, help="processes for the solver (default: up to 2)")
     args = ap.parse_args()
     scan_limit = args.scan_limit or (20.0 if args.quick else 60.0)
     big_n = args.big_n or (300 if args.quick else 1000)
@@ -65,11 +66,12 @@ def main() -> None:
 
     import pandas as pd
 
-    from analysis.offline_optimum import stdout_to_stderr, solve_offline
+    from analysis.offline_optimum import default_jobs, stdout_to_stderr, solve_offline
 
     df = pd.read_csv(trace_path(), parse_dates=["TIMESTAMP"])
     out: dict = {"trace": TRACE, "start_row": args.start, "rate_scale": 8.0, "step_s": 0.03,
-                 "quick": args.quick, "python": platform.python_version()}
+                 "quick": args.quick, "python": platform.python_version(), "jobs": args.jobs or default_jobs(),
+                 "cpus": os.cpu_count()}
     # compile the numba kernels outside the timings
     with stdout_to_stderr():
         solve_offline(*azure_instance(df, args.start, 8), 2, time_limit=5)
@@ -80,7 +82,7 @@ def main() -> None:
             a, p, o = azure_instance(df, args.start, n)
             t0 = time.perf_counter()
             with stdout_to_stderr():
-                r = solve_offline(a, p, o, args.scan_workers, time_limit=scan_limit)
+                r = solve_offline(a, p, o, args.scan_workers, time_limit=scan_limit, jobs=args.jobs)
             wall = time.perf_counter() - t0
             row = {"n": n, "status": r.status, "wall_s": round(wall, 2), "objective": r.objective,
                    "lower_bound": r.lower_bound, "gap_rel": r.gap_rel, "parts": r.parts,
@@ -97,7 +99,7 @@ def main() -> None:
         a, p, o = azure_instance(df, args.start, big_n)
         t0 = time.perf_counter()
         with stdout_to_stderr():
-            r = solve_offline(a, p, o, args.big_workers, time_limit=big_limit)
+            r = solve_offline(a, p, o, args.big_workers, time_limit=big_limit, jobs=args.jobs)
         wall = time.perf_counter() - t0
         out["interval"] = {
             "requests": big_n, "workers": args.big_workers, "time_limit_s": big_limit,

@@ -12,7 +12,7 @@ from analysis import offline_search as ks
 from analysis.objective import objective, step_series, total_load_sum
 from analysis.offline_optimum import (_refine, _relaxed_value, main, read_instance, solve_offline,
                                       split_parts)
-from framework.errors import PlacementError, TraceFormatError
+from framework.errors import ConfigError, PlacementError, TraceFormatError
 
 
 def naive_loads(a, p, o, w, G):
@@ -320,3 +320,30 @@ def test_window_bounds_are_valid_and_bite():
         e_lb, _, _ = window_lower_bound(a, p, o, G, c, 10.0, levels=(2, 4))
         assert e_lb <= env.sum(axis=1).min() + 1e-6
     assert gained > 0  # stickiness shows: some windows beat the per-step bound
+
+
+def test_window_bounds_in_a_second_process():
+    """jobs=2 runs the window bounds beside the search: same validity (LB <= J, at least the step
+    bound), and the bounds come back (windows counted)."""
+    rng = np.random.default_rng(12)
+    n = 60
+    a = np.sort(rng.integers(0, 40, n))
+    p = rng.integers(100, 2000, n)
+    o = rng.integers(20, 200, n)
+    res = solve_offline(a, p, o, 4, time_limit=10, seed=0, use_milp=False, jobs=2)
+    assert res.objective == objective(a, p, o, res.assignment, 4)
+    K = int((a - a.min() + o).max())
+    c = ks.step_bounds(a - a.min(), p, o, 4, K)
+    assert 4 * int(c.sum()) - total_load_sum(p, o) <= res.lower_bound <= res.objective
+    assert res.details["windows"] > 0 and "window_errors" not in res.details
+    with pytest.raises(ConfigError, match="jobs=0"):
+        solve_offline(a, p, o, 4, time_limit=1, jobs=0)
+
+
+def test_window_job_failure_is_reported_not_fatal():
+    from analysis.offline_bounds import WindowBoundJob
+
+    a, p, o = np.array([0, 1, 2]), np.array([5, 6, 7]), np.array([3, 3, 3])
+    job = WindowBoundJob(a, p, o, 2, np.zeros(1, np.int64), 2.0, (2,))  # c too short: fails in the child
+    assert job.result() is None
+    assert "IndexError" in job.error
