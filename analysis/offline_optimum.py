@@ -496,9 +496,12 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
             job = None
             if jobs >= 2 and use_windows and budget >= PARALLEL_MIN_S and n >= PARALLEL_MIN_REQUESTS:
                 w_budget = max(budget * (0.3 if milp_ok else 1.0) - 2.0, 1.0)
-                job = WindowBoundJob(pt.a, pt.p, pt.o, G, c, w_budget, levels)
-                s_budget = w_budget
-            else:
+                try:
+                    job = WindowBoundJob(pt.a, pt.p, pt.o, G, c, w_budget, levels)
+                    s_budget = w_budget
+                except OSError as err:  # no second process here (limits, sandbox): one process it is
+                    details.setdefault("window_errors", []).append(f"second process not started: {err}")
+            if job is None:
                 s_budget = budget * (search_share if milp_ok else 0.4)
             w, elite = search_incumbent(pt.a, pt.p, pt.o, G, s_budget, seed=seed, iters=search_iters,
                                         restarts=4 if milp_ok else 1, target=_ceil_bound(e_lb),
