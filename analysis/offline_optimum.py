@@ -516,21 +516,20 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
                 if e_init < e:
                     w, e = w_init, e_init
             proven = e <= _ceil_bound(e_lb)
-            wins: list = []
+            got = None  # window bounds: (bound on E, windows, info), from the second process or here
             if job is not None:
-                got = None if proven else job.result()
-                job.cancel()
-                if got is not None:
-                    e_win, wins, winfo = got
-                    details["windows"] += winfo["windows"]
-                    e_lb = max(e_lb, e_win)
-                    proven = e <= _ceil_bound(e_lb)
-                elif job.error:
-                    details.setdefault("window_errors", []).append(job.error)
+                if proven:
+                    job.cancel()
+                else:
+                    got = job.result()
+                    if got is None:
+                        details.setdefault("window_errors", []).append(job.error)
             elif not proven and use_windows:
                 w_budget = (0.1 * budget) if milp_ok else (budget - (time.perf_counter() - t_part))
-                e_win, wins, winfo = window_lower_bound(pt.a, pt.p, pt.o, G, c, max(w_budget, 0.0),
-                                                        levels=levels)
+                got = window_lower_bound(pt.a, pt.p, pt.o, G, c, max(w_budget, 0.0), levels=levels)
+            wins: list = []
+            if got is not None:
+                e_win, wins, winfo = got
                 details["windows"] += winfo["windows"]
                 e_lb = max(e_lb, e_win)
                 proven = e <= _ceil_bound(e_lb)
