@@ -34,7 +34,9 @@ satisfies all these rows. It is an LP over the steps.
 """
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -119,6 +121,11 @@ def window_bound(a, p, o, G: int, c: np.ndarray, u: int, v: int, time_limit: flo
     if not np.isfinite(bound):
         return base, False
     return max(base, float(bound)), solved
+
+
+def ceil_bound(e_lb: float) -> int:
+    """E* is an integer: round a proven bound up, after a relative tolerance for solver arithmetic."""
+    return math.ceil(e_lb - 1e-6 * max(1.0, abs(e_lb)))
 
 
 def combine(c: np.ndarray, windows: list[tuple[int, int, float]]) -> float:
@@ -223,3 +230,47 @@ class WindowBoundJob:
             self._proc.terminate()
         self._proc.join(timeout=5)
         self._conn.close()
+
+
+@dataclass
+class BoundProfile:
+    """Where a certified interval's width sits along the steps, so a loose interval can be traced to
+    the phase that causes it (ramp-up, busy middle, ramp-down).
+
+    Per step (counted from the instance's first start): ``envelope`` max_g s_g(k) of the best
+    assignment, ``lower`` the per-step bound used (c_k; on parts proven optimal, and on steps with at
+    most one active request, the envelope itself), ``active`` the number of active requests, and the
+    window rows (u, v, bound on the envelope summed over [u, v)) of the parts left unproven.
+    """
+
+    workers: int
+    envelope: np.ndarray
+    lower: np.ndarray
+    active: np.ndarray
+    windows: list[tuple[int, int, float]] = field(default_factory=list)
+
+    def blocks(self, n: int) -> list[dict]:
+        """The width split over ``n`` blocks of equal step counts.
+
+        A block's bound combines its per-step bounds with the windows inside it (module docstring), so
+        it is valid for that block alone; windows that cross a block edge and a MILP's bound over a
+        whole part are left out. The block widths therefore add up to at least the interval's width
+        (``unattributed`` in width_summary says by how much).
+        """
+        if n < 1:
+            raise ValueError(f"blocks={n}: give at least one block.")
+        K = len(self.envelope)
+        edges = np.unique(np.linspace(0, K, n + 1).round().astype(np.int64))
+        total = self.workers * int(self.envelope.sum())
+        rows = []
+        for x, y in zip(edges[:-1].tolist(), edges[1:].tolist()):
+            inside = [(u - x, v - x, lb) for u, v, lb in self.windows if x <= u and v <= y]
+            lb = combine(self.lower[x:y].astype(np.int64), inside)
+            ub = int(self.envelope[x:y].sum())
+            width = max(self.workers * (ub - ceil_bound(lb)), 0)  # the solver's rounding
+            rows.append({"steps": [x, y], "active_mean": round(float(self.active[x:y].mean()), 1),
+                         "width": width, "width_rel_compute": width / total if total else 0.0})
+        spread = sum(r["width"] for r in rows)
+        for r in rows:
+            r["share_of_width"] = r["width"] / spread if spread else 0.0
+        return rows

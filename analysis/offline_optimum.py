@@ -69,7 +69,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import sys
 import time
@@ -79,7 +78,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import offline_search as ks
-from analysis.offline_bounds import WindowBoundJob, window_lower_bound
+from analysis.offline_bounds import BoundProfile, WindowBoundJob, ceil_bound, window_lower_bound
 from analysis.objective import as_requests, check_assignment, step_series, total_load_sum
 from framework.errors import ConfigError, TraceFormatError, UserError
 
@@ -114,6 +113,8 @@ class OfflineResult:
     parts: int = 1
     parts_optimal: int = 1
     details: dict = field(default_factory=dict)
+    # where the width sits along the steps (BoundProfile.blocks); not part of to_dict
+    bounds: BoundProfile | None = None
 
     @property
     def gap(self) -> int:
@@ -437,11 +438,6 @@ def solve_milp(a, p, o, G: int, w0: np.ndarray, c: np.ndarray, time_limit: float
 # ----------------------------------------------------------------------------------------------------
 # driver
 
-def _ceil_bound(e_lb: float) -> int:
-    """E* is an integer: round a proven bound up, after a relative tolerance for solver arithmetic."""
-    return math.ceil(e_lb - 1e-6 * max(1.0, abs(e_lb)))
-
-
 def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60.0, seed: int = 0,
                   use_milp: bool = True, use_windows: bool = True, search_share: float = 0.25,
                   msg: bool = False,
@@ -474,6 +470,7 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
     lb_total = const_j
     n_opt = 0
     details = {"milp_parts": 0, "milp_rounds": 0, "windows": 0, "step_bound": const_j}
+    unproven: list[tuple[int, np.ndarray, list]] = []  # (first step, c, windows) of parts left open
     weights = np.array([len(pt.idx) ** 1.5 if len(pt.idx) > G else 0.0 for pt in parts])
     for q, pt in enumerate(parts):
         n = len(pt.idx)
@@ -506,7 +503,7 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
             if job is None:
                 s_budget = budget * (search_share if milp_ok else 0.4)
             w, elite = search_incumbent(pt.a, pt.p, pt.o, G, s_budget, seed=seed, iters=search_iters,
-                                        restarts=4 if milp_ok else 1, target=_ceil_bound(e_lb),
+                                        restarts=4 if milp_ok else 1, target=ceil_bound(e_lb),
                                         max_iters=30_000 * n if milp_ok else None)
             e = _energy(pt.a, pt.p, pt.o, w, G)
             if initial is not None:
@@ -515,7 +512,7 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
                 elite = [*elite, w_init]
                 if e_init < e:
                     w, e = w_init, e_init
-            proven = e <= _ceil_bound(e_lb)
+            proven = e <= ceil_bound(e_lb)
             got = None  # window bounds: (bound on E, windows, info), from the second process or here
             if job is not None:
                 if proven:
@@ -532,7 +529,7 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
                 e_win, wins, winfo = got
                 details["windows"] += winfo["windows"]
                 e_lb = max(e_lb, e_win)
-                proven = e <= _ceil_bound(e_lb)
+                proven = e <= ceil_bound(e_lb)
             if not proven and milp_ok:
                 rest = budget - (time.perf_counter() - t_part)
                 w, e_lb2, proven, info = solve_milp(pt.a, pt.p, pt.o, G, w, c, max(rest, 0.5), msg=msg,
@@ -544,7 +541,9 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
         if proven:
             e_lb = e
             n_opt += 1
-        e_lb_int = min(e, _ceil_bound(e_lb))
+        else:
+            unproven.append((pt.u, c, wins))
+        e_lb_int = min(e, ceil_bound(e_lb))
         lb_total += G * e_lb_int - S_part
         # relabel so a request shared with an earlier part keeps its worker
         shared = np.flatnonzero(final[pt.idx] >= 0)
@@ -562,8 +561,15 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
     if status == "optimal":
         lb_total = J
     details["step_bound"] = min(details["step_bound"], J)
+    env = ser.envelope
+    lower = env.copy()
+    windows = []
+    for u, c, wins in unproven:
+        lower[u:u + len(c)] = c
+        windows += [(u + wu, u + wv, lb) for wu, wv, lb in wins]
+    profile = BoundProfile(G, env, lower, ser.counts.sum(axis=1), windows)
     return OfflineResult(int(J), int(lb_total), status, final, ser.total_compute, G,
-                         time.perf_counter() - t0, len(parts), n_opt, details)
+                         time.perf_counter() - t0, len(parts), n_opt, details, profile)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -631,10 +637,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=None,
                     help="processes (default: the CPUs available, at most 2; 2 runs the window bounds "
                          "beside the search)")
+    ap.add_argument("--profile", type=int, default=0, metavar="BLOCKS",
+                    help="also print where the interval's width sits: split over BLOCKS equal step ranges")
     args = ap.parse_args(argv)
     try:
         if args.workers < 1:
             raise ConfigError(f"--workers {args.workers}: need at least one worker.")
+        if args.profile < 0:
+            raise ConfigError(f"--profile {args.profile}: give a number of blocks >= 1 (or 0 for none).")
         a, p, o = read_instance(args.instance)
         with stdout_to_stderr():
             res = solve_offline(a, p, o, args.workers, time_limit=args.time_limit, seed=args.seed,
@@ -642,7 +652,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    print(json.dumps(res.to_dict()))
+    out = res.to_dict()
+    if args.profile:
+        out["profile"] = res.bounds.blocks(args.profile)
+    print(json.dumps(out))
     return 0
 
 

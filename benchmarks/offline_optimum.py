@@ -9,6 +9,7 @@ output = GeneratedTokens.
     proven optimal; reports the largest n proven and its time. Target: n >= 40 within 60 s.
 (b) interval: --big-n (1000) requests on 16 workers within --big-limit (600) seconds: the width
     UB - LB relative to J and to the total compute G * sum_k max_g s_g(k). Target: width <= 2% of compute.
+    "profile" splits the width over --profile-blocks equal step ranges (ramp-up, busy middle, ramp-down).
 --quick: (a) up to n = 30 with 20 s each, (b) 300 requests with 30 s (about a minute in all).
 Prints one JSON object.
 """
@@ -57,6 +58,8 @@ def main() -> None:
     ap.add_argument("--big-limit", type=float, default=None, help="seconds for (b) (default 600)")
     ap.add_argument("--skip-scan", action="store_true")
     ap.add_argument("--skip-big", action="store_true")
+    ap.add_argument("--profile-blocks", type=int, default=8,
+                    help="(b): split the width over this many equal step ranges (default 8)")
     ap.add_argument("--jobs", type=int, default=None, help="processes for the solver (default: up to 2)")
     args = ap.parse_args()
     scan_limit = args.scan_limit or (20.0 if args.quick else 60.0)
@@ -108,6 +111,7 @@ def main() -> None:
             "width": r.gap, "width_rel_J": r.gap_rel, "width_rel_compute": r.gap_compute,
             "total_compute": r.total_compute, "parts": r.parts, "windows": r.details.get("windows"),
             "target_width_rel_compute": 0.02,
+            "profile": r.bounds.blocks(args.profile_blocks),
         }
     print(json.dumps(out, indent=2))
 

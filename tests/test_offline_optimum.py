@@ -347,3 +347,70 @@ def test_window_job_failure_is_reported_not_fatal():
     job = WindowBoundJob(a, p, o, 2, np.zeros(1, np.int64), 2.0, (2,))  # c too short: fails in the child
     assert job.result() is None
     assert "IndexError" in job.error
+
+
+# ------------------------------------------------------------------------------------ width profile
+
+def test_profile_without_windows_is_envelope_minus_step_bound():
+    """No MILP, no windows, one part left open: one block's width is exactly the interval's width,
+    G * (sum of the envelope - sum of c); blocks tile the steps and their widths add up to it."""
+    from analysis.offline_bounds import ceil_bound
+
+    rng = np.random.default_rng(31)
+    n = 70
+    a = np.sort(rng.integers(0, 25, n))
+    p = rng.integers(100, 2000, n)
+    o = rng.integers(20, 300, n)
+    res = solve_offline(a, p, o, 4, time_limit=1, use_milp=False, use_windows=False, jobs=1)
+    assert res.status == "time_limit" and res.parts == 1
+    K = int((a - a.min() + o).max())
+    c = ks.step_bounds(a - a.min(), p, o, 4, K)
+    env = step_series(a, p, o, res.assignment, 4).envelope
+    np.testing.assert_array_equal(res.bounds.lower, c)
+    np.testing.assert_array_equal(res.bounds.envelope, env)
+    (one,) = res.bounds.blocks(1)
+    # the bound is rounded as the solver rounds it (a 1e-6 relative allowance, then up)
+    assert one["steps"] == [0, K] and one["width"] == res.gap == 4 * (int(env.sum()) - ceil_bound(c.sum()))
+    assert one["share_of_width"] == 1.0 and one["width_rel_compute"] == pytest.approx(res.gap_compute)
+    rows = res.bounds.blocks(5)
+    assert [r["steps"][0] for r in rows[1:]] == [r["steps"][1] for r in rows[:-1]]
+    assert rows[0]["steps"][0] == 0 and rows[-1]["steps"][1] == K
+    # without windows every block's bound is its sum of c: the widths add up (rounding aside)
+    assert sum(r["width"] for r in rows) == 4 * sum(int(env[x:y].sum()) - ceil_bound(c[x:y].sum())
+                                                   for x, y in (r["steps"] for r in rows))
+    assert res.gap - 4 * 5 <= sum(r["width"] for r in rows) <= res.gap + 4 * 5
+    assert sum(r["share_of_width"] for r in rows) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="blocks=0"):
+        res.bounds.blocks(0)
+
+
+def test_profile_with_windows_and_proven_parts():
+    """Window rows lift block bounds but never above the envelope; a proven instance has no width."""
+    rng = np.random.default_rng(12)
+    n = 60
+    a = np.sort(rng.integers(0, 40, n))
+    p = rng.integers(100, 2000, n)
+    o = rng.integers(20, 200, n)
+    res = solve_offline(a, p, o, 4, time_limit=6, use_milp=False, jobs=1)
+    assert res.status == "time_limit" and res.bounds.windows
+    assert (res.bounds.lower <= res.bounds.envelope).all()
+    rows = res.bounds.blocks(4)
+    assert all(r["width"] >= 0 for r in rows)
+    assert sum(r["width"] for r in rows) >= res.gap  # block bounds drop windows crossing their edges
+    (one,) = res.bounds.blocks(1)
+    assert one["width"] == res.gap  # the same LP as the solver's bound, rounded the same way
+    small = solve_offline([0, 0, 2], [10, 4, 5], [3, 2, 1], 2, time_limit=10)
+    assert small.status == "optimal"
+    assert all(r["width"] == 0 for r in small.bounds.blocks(3))
+    np.testing.assert_array_equal(small.bounds.lower, small.bounds.envelope)
+
+
+def test_cli_profile(tmp_path, capsys):
+    f = tmp_path / "inst.csv"
+    f.write_text("arrival_step,prompt_tokens,output_tokens\n0,10,3\n0,4,2\n2,5,1\n")
+    assert main(["--instance", str(f), "--workers", "2", "--profile", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["steps"] for r in out["profile"]] == [[0, 2], [2, 3]]
+    assert all(r["width"] == 0 for r in out["profile"])
+    assert main(["--instance", str(f), "--workers", "2", "--profile", "-1"]) == 2
+    assert "--profile -1" in capsys.readouterr().err
