@@ -234,7 +234,14 @@ T0_FACTOR, P_MOVE, ALIGN = 0.2, 0.2, 3
 
 
 def _anneal_run(a, p, o, G, K, w, lists, time_budget, seed, iters, target=None, max_iters=None):
-    """One annealing schedule (calibrated to the time budget unless ``iters`` is given) + descent."""
+    """One annealing schedule + descent. With ``iters`` the schedule is that many proposals
+    (deterministic); otherwise it follows the clock, T = T0 * (T1/T0)**f with f the share of the budget
+    used (or of ``max_iters``, whichever is further), so the run ends at its deadline.
+
+    Why the clock and not a proposal count calibrated once: proposals get cheaper as the temperature
+    falls (fewer accepted moves to apply), so a count measured on the first chunk ran out after 40% of
+    the budget (1000 x 16: 45 s of a 118 s budget) and the rest of the time went unused.
+    """
     N = len(a)
     s = ks.load_matrix(a, p, o, w, G, K)
     e0 = int(s.max(axis=1).sum())
@@ -244,30 +251,36 @@ def _anneal_run(a, p, o, G, K, w, lists, time_budget, seed, iters, target=None, 
     ks.refresh_tops(s, 0, K, tops)
     T0 = T0_FACTOR * ks.sample_uphill(a, p, o, w, s, tops, 2000, seed)
     T1 = max(T0 * 1e-3, 1e-3)
-    deadline = time.perf_counter() + time_budget
     best_w, best_e, cur_e = w.copy(), 0, 0
-    chunk = 20_000
-    total = iters if iters is not None else max(50 * N, 20_000)
+    first = 20_000
+    if iters is not None:
+        total, step = iters, first
+    else:
+        # the cap only guards absurd budgets (on 1000 x 16 it is about 700 s of proposals here)
+        total = max_iters if max_iters is not None else 1_000_000 * N + 1_000_000
+        t_start = time.perf_counter()
+        rate = 0.0  # proposals per second, measured on the last chunk
     done = 0
-    t0 = time.perf_counter()
     while done < total:
-        n = min(chunk, total - done)
-        cur_e += ks.anneal(a, p, o, w, s, tops, *lists, done, n, total, T0, T1, seed + done, P_MOVE, ALIGN)
+        if iters is not None:
+            n, it0, span = min(step, total - done), done, total
+        else:
+            now = time.perf_counter()
+            f = max((now - t_start) / time_budget if time_budget > 0 else 1.0, done / total)
+            if f >= 1.0:
+                break
+            # the schedule in proposals at the current rate: this chunk covers about 2% of it
+            span = int(max(min(rate * time_budget, total), first)) if rate else 50 * first
+            n = min(max(span // 50, first), total - done)
+            it0 = int(f * span)
+        t_chunk = time.perf_counter()
+        cur_e += ks.anneal(a, p, o, w, s, tops, *lists, it0, n, span, T0, T1, seed + done, P_MOVE, ALIGN)
         done += n
+        if iters is None:
+            rate = n / max(time.perf_counter() - t_chunk, 1e-6)
         if cur_e < best_e:
             best_e, best_w = cur_e, w.copy()
             if target is not None and e0 + best_e <= target:
-                break
-        if iters is None:
-            now = time.perf_counter()
-            if done == chunk:  # calibrate the schedule length to the time budget
-                rate = done / max(now - t0, 1e-6)
-                # the cap only guards absurd budgets: on 1000 x 16 the former 2e5 * N stopped a 600 s
-                # search after about 400 s (J 28.95M); uncapped, 530 s gave 28.89M
-                cap = max_iters if max_iters is not None else 1_000_000 * N + 1_000_000
-                total = int(min(max(rate * time_budget, 2 * chunk), cap))
-                chunk = max(20_000, total // 50)
-            if now > deadline:
                 break
     w = best_w
     s = ks.load_matrix(a, p, o, w, G, K)
@@ -469,7 +482,7 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
     final = np.full(N, -1, np.int64)
     lb_total = const_j
     n_opt = 0
-    details = {"milp_parts": 0, "milp_rounds": 0, "windows": 0, "step_bound": const_j}
+    details = {"milp_parts": 0, "milp_rounds": 0, "windows": 0, "step_bound": const_j, "search_s": 0.0}
     unproven: list[tuple[int, np.ndarray, list]] = []  # (first step, c, windows) of parts left open
     weights = np.array([len(pt.idx) ** 1.5 if len(pt.idx) > G else 0.0 for pt in parts])
     for q, pt in enumerate(parts):
@@ -491,7 +504,7 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
             levels = (4, 8) if milp_ok else (8, 14, 20)
             # Two cores: window bounds run in a second process beside the search (MILP parts: both for
             # 30% of the budget, the MILP the rest; others: both for all of it). One core: search 25%,
-            # windows 10%, MILP the rest; others: search 40%, windows 60%.
+            # windows 10%, MILP the rest; others: search 40%, windows 60% (no windows: search 100%).
             job = None
             if jobs >= 2 and use_windows and budget >= PARALLEL_MIN_S and n >= PARALLEL_MIN_REQUESTS:
                 w_budget = max(budget * (0.3 if milp_ok else 1.0) - 2.0, 1.0)
@@ -501,10 +514,12 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
                 except OSError as err:  # no second process here (limits, sandbox): one process it is
                     details.setdefault("window_errors", []).append(f"second process not started: {err}")
             if job is None:
-                s_budget = budget * (search_share if milp_ok else 0.4)
+                s_budget = budget * (search_share if milp_ok else 0.4 if use_windows else 1.0)
+            t_search = time.perf_counter()
             w, elite = search_incumbent(pt.a, pt.p, pt.o, G, s_budget, seed=seed, iters=search_iters,
                                         restarts=4 if milp_ok else 1, target=ceil_bound(e_lb),
                                         max_iters=30_000 * n if milp_ok else None)
+            details["search_s"] += time.perf_counter() - t_search
             e = _energy(pt.a, pt.p, pt.o, w, G)
             if initial is not None:
                 w_init = initial[pt.idx]
@@ -561,6 +576,7 @@ def solve_offline(start, prompt, output, workers: int, *, time_limit: float = 60
     if status == "optimal":
         lb_total = J
     details["step_bound"] = min(details["step_bound"], J)
+    details["search_s"] = round(details["search_s"], 3)
     env = ser.envelope
     lower = env.copy()
     windows = []

@@ -110,6 +110,7 @@ def main() -> None:
             "step_bound_alone": r.details.get("step_bound"), "status": r.status,
             "width": r.gap, "width_rel_J": r.gap_rel, "width_rel_compute": r.gap_compute,
             "total_compute": r.total_compute, "parts": r.parts, "windows": r.details.get("windows"),
+            "search_s": r.details.get("search_s"),
             "target_width_rel_compute": 0.02,
             "profile": r.bounds.blocks(args.profile_blocks),
         }
