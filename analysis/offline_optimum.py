@@ -82,6 +82,10 @@ from analysis.offline_bounds import BoundProfile, WindowBoundJob, ceil_bound, wi
 from analysis.objective import as_requests, check_assignment, step_series, total_load_sum
 from framework.errors import ConfigError, TraceFormatError, UserError
 
+# Bumped whenever a change can move results (the search or the bounds), so that stored results made by
+# an older solver (regret.json) are recomputed rather than reused. 2: annealing on the clock (it had
+# stopped at about 40% of its budget, so older upper bounds are looser).
+SOLVER_REVISION = 2
 # MILP only below this many nonzeros (pure-Python model building and the LP both grow with it).
 MILP_MAX_NONZEROS = 400_000
 # Below this part budget or size a second process costs more (spawn + imports, about a second) than

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.objective import step_series
-from analysis.offline_optimum import stdout_to_stderr, solve_offline
+from analysis.offline_optimum import SOLVER_REVISION, stdout_to_stderr, solve_offline
 from framework.errors import TraceFormatError, UserError
 from framework.results import write_json_atomic, write_parquet_atomic
 
@@ -90,7 +90,7 @@ def regret_of_run(run_dir: str | Path, time_limit: float = 60.0, seed: int = 0,
         "run_dir": str(d), "policy": summary.get("policy"), "workload": summary.get("workload"),
         "seed": summary.get("seed"), "workers": G, "requests": int(len(r)),
         "requests_not_started": int((~started).sum()), "preempted_requests": preempted,
-        "approximate": preempted > 0,
+        "approximate": preempted > 0, "solver_revision": SOLVER_REVISION,
     }
     if preempted:
         out["note"] = (f"{preempted} request(s) were preempted and ran in more than one stint; the "
@@ -149,8 +149,8 @@ def find_runs(root: str | Path) -> list[Path]:
 
 
 def sweep_table(root: str | Path, time_limit: float = 60.0, reuse: bool = True) -> pd.DataFrame:
-    """One row per run folder under root (regret.json reused when present and computed with at least
-    this time limit), sorted by policy and workload."""
+    """One row per run folder under root (regret.json reused when present and computed by this
+    solver revision with at least this time limit), sorted by policy and workload."""
     rows = []
     for d in find_runs(root):
         f = d / "regret.json"
@@ -158,7 +158,8 @@ def sweep_table(root: str | Path, time_limit: float = 60.0, reuse: bool = True) 
         if reuse and f.is_file():
             try:
                 old = json.loads(f.read_text())
-                if old.get("time_limit_s", 0) >= time_limit or old.get("status") == "optimal":
+                current = old.get("solver_revision") == SOLVER_REVISION
+                if current and (old.get("time_limit_s", 0) >= time_limit or old.get("status") == "optimal"):
                     res = old
             except json.JSONDecodeError:
                 res = None

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis import regret as rg
+from analysis.offline_optimum import SOLVER_REVISION
 from analysis.objective import objective
 from framework.errors import TraceFormatError
 
@@ -122,8 +123,17 @@ def test_sweep_table_and_cli(tmp_path, capsys):
     assert df["j_online"].tolist() == [57, 15]
     assert df["regret"].tolist() == [42, 0]
     assert (tmp_path / "sweep" / "regret_table.md").read_text().startswith("| policy |")
-    # per-run regret.json files were written and are reused on the next sweep
-    assert json.loads((tmp_path / "sweep" / "a" / "regret.json").read_text())["regret"] == 42
+    # per-run regret.json files were written and are reused on the next sweep, unless an older solver
+    # revision made them (its bounds may be looser): marked files show which way it went
+    f = tmp_path / "sweep" / "a" / "regret.json"
+    stored = json.loads(f.read_text())
+    assert stored["regret"] == 42 and stored["solver_revision"] == SOLVER_REVISION
+    f.write_text(json.dumps({**stored, "regret": -1}))
+    assert rg.sweep_table(tmp_path / "sweep", time_limit=10)["regret"].tolist() == [-1, 0]  # reused
+    # proven optimal: reused under a longer limit too
+    assert rg.sweep_table(tmp_path / "sweep", time_limit=20)["regret"].tolist() == [-1, 0]
+    f.write_text(json.dumps({**stored, "regret": -1, "solver_revision": SOLVER_REVISION - 1}))
+    assert rg.sweep_table(tmp_path / "sweep", time_limit=10)["regret"].tolist() == [42, 0]  # recomputed
     # single-run form prints the JSON it writes
     assert rg.main([str(tmp_path / "sweep" / "b"), "--time-limit", "10"]) == 0
     assert json.loads(capsys.readouterr().out)["regret"] == 0
