@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from framework.cpus import default_jobs
 from framework.errors import UserError
 from analysis.sweep import fmt_mean_std, mean_spread, to_markdown
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="300 requests per window, 2 seeds (CI form)")
     ap.add_argument("--seeds", type=int, default=None)
-    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--jobs", type=int, default=default_jobs())
     ap.add_argument("--out", default="results/compare")
     ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--settings", default=",".join(SETTINGS))

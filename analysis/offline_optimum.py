@@ -80,6 +80,7 @@ import numpy as np
 from analysis import offline_search as ks
 from analysis.offline_bounds import BoundProfile, WindowBoundJob, ceil_bound, window_lower_bound
 from analysis.objective import as_requests, check_assignment, step_series, total_load_sum
+from framework.cpus import default_jobs
 from framework.errors import ConfigError, TraceFormatError, UserError
 
 # Bumped whenever a change can move results (the search or the bounds), so that stored results made by
@@ -92,15 +93,6 @@ MILP_MAX_NONZEROS = 400_000
 # it gives: small parts are proven by the search or the MILP before the bounds would return.
 PARALLEL_MIN_S = 8.0
 PARALLEL_MIN_REQUESTS = 20
-
-
-def default_jobs() -> int:
-    """Processes the solver may use: the CPUs this process is allowed on, at most 2."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        n = os.cpu_count() or 1
-    return max(1, min(2, n))
 
 
 @dataclass

@@ -69,7 +69,8 @@ def main() -> None:
 
     import pandas as pd
 
-    from analysis.offline_optimum import default_jobs, stdout_to_stderr, solve_offline
+    from analysis.offline_optimum import stdout_to_stderr, solve_offline
+    from framework.cpus import default_jobs
 
     df = pd.read_csv(trace_path(), parse_dates=["TIMESTAMP"])
     out: dict = {"trace": TRACE, "start_row": args.start, "rate_scale": 8.0, "step_s": 0.03,

@@ -40,3 +40,15 @@ def test_quick_compare_grid_writes_table_and_reuses_runs(tmp_path, capsys):
 def test_unknown_label_is_rejected(tmp_path):
     with pytest.raises(SystemExit, match="unknown policy label"):
         compare.main(["--policies", "br9", "--out", str(tmp_path)])
+
+
+def test_default_jobs_follows_affinity_and_cap(monkeypatch):
+    from framework import cpus
+
+    monkeypatch.setattr(cpus.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5}, raising=False)
+    assert cpus.usable_cpus() == 6 and cpus.default_jobs() == 2 and cpus.default_jobs(cap=4) == 4
+    monkeypatch.setattr(cpus.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert cpus.default_jobs() == 1  # a machine with many CPUs, but this process may use one
+    monkeypatch.delattr(cpus.os, "sched_getaffinity", raising=False)  # not Linux
+    monkeypatch.setattr(cpus.os, "cpu_count", lambda: None)
+    assert cpus.usable_cpus() == 1 and cpus.default_jobs() == 1
