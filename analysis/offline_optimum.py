@@ -85,8 +85,9 @@ from framework.errors import ConfigError, TraceFormatError, UserError
 
 # Bumped whenever a change can move results (the search or the bounds), so that stored results made by
 # an older solver (regret.json) are recomputed rather than reused. 2: annealing on the clock (it had
-# stopped at about 40% of its budget, so older upper bounds are looser).
-SOLVER_REVISION = 2
+# stopped at about 40% of its budget, so older upper bounds are looser). 3: a proof of optimality reads
+# only columns that carry HiGHS's reported objective (HiGHS 1.16 could return a MIP start's columns).
+SOLVER_REVISION = 3
 # MILP only below this many nonzeros (pure-Python model building and the LP both grow with it).
 MILP_MAX_NONZEROS = 400_000
 # Below this part budget or size a second process costs more (spawn + imports, about a second) than
@@ -344,6 +345,22 @@ def _highs_solver(start: dict | None, time_limit: float, msg: bool):
                      random_seed=0), highspy
 
 
+def _returns_what_it_reports(prob, h) -> bool:
+    """Whether the columns HiGHS returned have the objective it reports (true when it has none): the
+    optimality proof below reads the columns, so it must be their optimum."""
+    import pulp
+
+    if h.getInfo().primal_solution_status != 2:
+        return True
+    mine = pulp.value(prob.objective)
+    if mine is None:
+        return False
+    obj = h.getObjectiveValue()
+    tol = 1e-6 * max(1.0, abs(obj))
+    # pulp may or may not hand the objective's constant to HiGHS as its offset: accept either
+    return abs(mine - obj) <= tol or abs(mine - prob.objective.constant - obj) <= tol
+
+
 def solve_milp(a, p, o, G: int, w0: np.ndarray, c: np.ndarray, time_limit: float,
                msg: bool = False, elite: list[np.ndarray] = (),
                windows: list[tuple[int, int, float]] = ()) -> tuple[np.ndarray, float, bool, dict]:
@@ -419,6 +436,14 @@ def solve_milp(a, p, o, G: int, w0: np.ndarray, c: np.ndarray, time_limit: float
         prob.solve(solver)
         info["milp_rounds"] += 1
         h = prob.solverModel
+        if not _returns_what_it_reports(prob, h) and t_end - time.perf_counter() > 0.1:
+            # HiGHS 1.16 with a MIP start can report a better objective than the columns it returns
+            # (algorithms._opt_model.HighsSolver.solve_milp): solve again without the start
+            solver, highspy = _highs_solver(None, t_end - time.perf_counter(), msg)
+            prob.solve(solver)
+            info["milp_rounds"] += 1
+            h = prob.solverModel
+        consistent = _returns_what_it_reports(prob, h)
         status = h.getModelStatus()
         bound = h.getInfo().mip_dual_bound
         if np.isfinite(bound):
@@ -435,7 +460,7 @@ def solve_milp(a, p, o, G: int, w0: np.ndarray, c: np.ndarray, time_limit: float
                 best_w, best_e = w, e
             relaxed = _relaxed_value(bps, ser.loads, c)
         info["segments"] = int(len(bps) - 1)
-        if status != highspy.HighsModelStatus.kOptimal or not have:
+        if status != highspy.HighsModelStatus.kOptimal or not have or not consistent:
             return best_w, lb, best_e <= lb + 0.5, info
         # proven when x*'s true E equals its value in the relaxation: without the window rows (exact
         # integers) or with them (the solver's objective, which they may lift to E(x*))

@@ -414,3 +414,28 @@ def test_cli_profile(tmp_path, capsys):
     assert all(r["width"] == 0 for r in out["profile"])
     assert main(["--instance", str(f), "--workers", "2", "--profile", "-1"]) == 2
     assert "--profile -1" in capsys.readouterr().err
+
+
+def test_milp_proof_reads_only_columns_that_carry_the_reported_objective():
+    """The optimality proof reads the returned columns; HiGHS 1.16 can return a MIP start's columns
+    while reporting a better objective, and then the proof must not use them."""
+    import types
+
+    import pulp
+
+    from analysis.offline_optimum import _returns_what_it_reports
+
+    prob = pulp.LpProblem("t", pulp.LpMinimize)
+    x = prob.add_variable("x", 0, 1, cat="Binary")
+    prob += 3 * x + 2
+    prob += x >= 1
+    prob.solve(pulp.HiGHS(msg=False))
+    assert _returns_what_it_reports(prob, prob.solverModel)  # 5 = 5
+
+    def fake(status, reported):
+        return types.SimpleNamespace(getInfo=lambda: types.SimpleNamespace(primal_solution_status=status),
+                                     getObjectiveValue=lambda: reported)
+
+    assert not _returns_what_it_reports(prob, fake(2, 4.0))  # columns worth 5, 4 reported
+    assert _returns_what_it_reports(prob, fake(2, 5.0 + 1e-9))
+    assert _returns_what_it_reports(prob, fake(0, 4.0))  # no solution: nothing to mislead
