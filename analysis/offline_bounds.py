@@ -254,8 +254,7 @@ class BoundProfile:
 
         A block's bound combines its per-step bounds with the windows inside it (module docstring), so
         it is valid for that block alone; windows that cross a block edge and a MILP's bound over a
-        whole part are left out. The block widths therefore add up to at least the interval's width
-        (``unattributed`` in width_summary says by how much).
+        whole part are left out. The block widths therefore add up to at least the interval's width.
         """
         if n < 1:
             raise ValueError(f"blocks={n}: give at least one block.")

@@ -251,7 +251,7 @@ def _anneal_run(a, p, o, G, K, w, lists, time_budget, seed, iters, target=None, 
     best_w, best_e, cur_e = w.copy(), 0, 0
     first = 20_000
     if iters is not None:
-        total, step = iters, first
+        total = iters
     else:
         # the cap only guards absurd budgets (on 1000 x 16 it is about 700 s of proposals here)
         total = max_iters if max_iters is not None else 1_000_000 * N + 1_000_000
@@ -260,7 +260,7 @@ def _anneal_run(a, p, o, G, K, w, lists, time_budget, seed, iters, target=None, 
     done = 0
     while done < total:
         if iters is not None:
-            n, it0, span = min(step, total - done), done, total
+            n, it0, span = min(first, total - done), done, total
         else:
             now = time.perf_counter()
             f = max((now - t_start) / time_budget if time_budget > 0 else 1.0, done / total)
@@ -432,18 +432,16 @@ def solve_milp(a, p, o, G: int, w0: np.ndarray, c: np.ndarray, time_limit: float
             lab.setdefault(int(best_w[r]), len(lab))
         w_rel = np.array([lab[int(g)] for g in best_w])
         start = {f"x_{i}_{g}": float(w_rel[i] == g) for (i, g) in x}
-        solver, highspy = _highs_solver(start, t_end - time.perf_counter(), msg)
-        prob.solve(solver)
-        info["milp_rounds"] += 1
-        h = prob.solverModel
-        if not _returns_what_it_reports(prob, h) and t_end - time.perf_counter() > 0.1:
-            # HiGHS 1.16 with a MIP start can report a better objective than the columns it returns
-            # (algorithms._opt_model.HighsSolver.solve_milp): solve again without the start
-            solver, highspy = _highs_solver(None, t_end - time.perf_counter(), msg)
+        # HiGHS 1.16 with a MIP start can report a better objective than the columns it returns
+        # (algorithms._opt_model.HighsSolver.solve_milp): then solve once more without the start
+        for warm in (start, None):
+            solver, highspy = _highs_solver(warm, t_end - time.perf_counter(), msg)
             prob.solve(solver)
             info["milp_rounds"] += 1
             h = prob.solverModel
-        consistent = _returns_what_it_reports(prob, h)
+            consistent = _returns_what_it_reports(prob, h)
+            if consistent or t_end - time.perf_counter() <= 0.1:
+                break
         status = h.getModelStatus()
         bound = h.getInfo().mip_dual_bound
         if np.isfinite(bound):

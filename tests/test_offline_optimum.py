@@ -154,6 +154,15 @@ def random_instance(rng, n, spread):
     return a, p, o
 
 
+def dense_instance(seed, n, spread, max_output):
+    """Trace-like sizes, too many requests to prove optimal in a few seconds: interval paths."""
+    rng = np.random.default_rng(seed)
+    a = np.sort(rng.integers(0, spread, n))
+    p = rng.integers(100, 2000, n)
+    o = rng.integers(20, max_output, n)
+    return a, p, o
+
+
 @pytest.mark.parametrize("G", [2, 3])
 def test_optimum_equals_brute_force(G):
     rng = np.random.default_rng(100 + G)
@@ -215,11 +224,8 @@ def test_single_worker_is_always_balanced():
 
 def test_time_limited_interval_is_certified():
     """A dense instance too large to prove in the time given: LB <= J*, and J is the assignment's J."""
-    rng = np.random.default_rng(11)
     n = 70
-    a = np.sort(rng.integers(0, 25, n))
-    p = rng.integers(100, 2000, n)
-    o = rng.integers(20, 300, n)
+    a, p, o = dense_instance(11, n, 25, 300)
     res = solve_offline(a, p, o, 4, time_limit=3, seed=1)
     assert res.lower_bound <= res.objective
     assert res.objective == objective(a, p, o, res.assignment, 4)
@@ -325,11 +331,7 @@ def test_window_bounds_are_valid_and_bite():
 def test_window_bounds_in_a_second_process():
     """jobs=2 runs the window bounds beside the search: same validity (LB <= J, at least the step
     bound), and the bounds come back (windows counted)."""
-    rng = np.random.default_rng(12)
-    n = 60
-    a = np.sort(rng.integers(0, 40, n))
-    p = rng.integers(100, 2000, n)
-    o = rng.integers(20, 200, n)
+    a, p, o = dense_instance(12, 60, 40, 200)
     res = solve_offline(a, p, o, 4, time_limit=10, seed=0, use_milp=False, jobs=2)
     assert res.objective == objective(a, p, o, res.assignment, 4)
     K = int((a - a.min() + o).max())
@@ -356,11 +358,7 @@ def test_profile_without_windows_is_envelope_minus_step_bound():
     G * (sum of the envelope - sum of c); blocks tile the steps and their widths add up to it."""
     from analysis.offline_bounds import ceil_bound
 
-    rng = np.random.default_rng(31)
-    n = 70
-    a = np.sort(rng.integers(0, 25, n))
-    p = rng.integers(100, 2000, n)
-    o = rng.integers(20, 300, n)
+    a, p, o = dense_instance(31, 70, 25, 300)
     res = solve_offline(a, p, o, 4, time_limit=1, use_milp=False, use_windows=False, jobs=1)
     assert res.status == "time_limit" and res.parts == 1
     K = int((a - a.min() + o).max())
@@ -386,11 +384,7 @@ def test_profile_without_windows_is_envelope_minus_step_bound():
 
 def test_profile_with_windows_and_proven_parts():
     """Window rows lift block bounds but never above the envelope; a proven instance has no width."""
-    rng = np.random.default_rng(12)
-    n = 60
-    a = np.sort(rng.integers(0, 40, n))
-    p = rng.integers(100, 2000, n)
-    o = rng.integers(20, 200, n)
+    a, p, o = dense_instance(12, 60, 40, 200)
     res = solve_offline(a, p, o, 4, time_limit=6, use_milp=False, jobs=1)
     assert res.status == "time_limit" and res.bounds.windows
     assert (res.bounds.lower <= res.bounds.envelope).all()
