@@ -2,7 +2,7 @@
 
 conf/hydra/help/balanceroute.yaml is Hydra's help template; its ``${br_help:SECTION}`` interpolations
 call ``help_section`` here. Nothing is hard-coded: a newly registered policy appears with the first line
-of its docstring and its options, and every option shows the ``metadata={"help": ...}`` of its field,
+of its docstring (the registry's entry help) and its options, and every option shows the ``metadata={"help": ...}`` of its field,
 so the page cannot drift from the code. The internal schema/* groups are not listed.
 """
 from __future__ import annotations
@@ -16,12 +16,6 @@ from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("policy", "workload", "cluster")
-
-
-def first_line(doc: str | None) -> str:
-    """The first line of a docstring (its summary), or '' when there is none."""
-    lines = [ln.strip() for ln in (doc or "").strip().splitlines()]
-    return lines[0] if lines else ""
 
 
 def group_options(group: str) -> list[str]:
@@ -73,13 +67,14 @@ def option_lines(schema: type, prefix: str, values: Any = None, indent: str = " 
 
 
 def policies_section() -> list[str]:
-    from framework.policy import get_policy_class
+    from framework.policy import POLICIES
 
     out: list[str] = []
-    for name in group_options("policy"):
-        cls = get_policy_class(name)
-        out.append(f"  {name}  [{cls.family}]  {first_line(cls.__doc__)}")
-        out += option_lines(cls.config_class, "policy.", indent="      ")
+    for e in POLICIES.entries():
+        if e.name.startswith("_"):
+            continue
+        out.append(f"  {e.name}  [{e.obj.family}]  {e.help}")
+        out += option_lines(e.config or e.obj.config_class, "policy.", indent="      ")
     return out
 
 
