@@ -62,9 +62,12 @@ def user_message(exc: BaseException) -> str | None:
         group, _, name = str(exc.missing_cfg_file).rpartition("/")
         return (f"Unknown {group or 'config'} {name!r}." + did_you_mean(name, exc.options)
                 + f" Choose one with {group}=NAME (balanceroute --help lists them).")
-    chain = [exc]
-    while chain[-1].__cause__ is not None or chain[-1].__context__ is not None:
-        chain.append(chain[-1].__cause__ or chain[-1].__context__)  # type: ignore[arg-type]
+    chain: list[BaseException] = [exc]
+    while len(chain) < 20:  # bounded: a chain never needs more, and a cycle must not hang the report
+        nxt = chain[-1].__cause__ or chain[-1].__context__
+        if nxt is None or nxt in chain:
+            break
+        chain.append(nxt)
     for e in chain:
         if isinstance(e, (ConfigKeyError, AttributeError)) and isinstance(e, OmegaConfBaseException):
             return _unknown_key(e)
