@@ -42,14 +42,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def option_lines(schema: type, prefix: str, values: Any = None, indent: str = "  ") -> list[str]:
-    """``prefix.key=value   help`` for each field of a dataclass (nested dataclasses expanded)."""
+def option_lines(schema: type, prefix: str, values: DictConfig | None = None, indent: str = "  ") -> list[str]:
+    """``prefix.key=value   help`` for each field of a dataclass (nested dataclasses expanded); the
+    value is the composed one where ``values`` has it, else the field's default."""
     out: list[str] = []
     for f in dataclasses.fields(schema):
         if f.name == "name" and prefix.startswith("policy"):
             continue  # set by policy=NAME
-        if values is not None and f.name in values:
-            cur = OmegaConf.select(values, f.name, default=None) if isinstance(values, DictConfig) else None
+        if isinstance(values, DictConfig) and f.name in values:  # the composed value
+            cur = OmegaConf.select(values, f.name, default=None)
         elif f.default is not dataclasses.MISSING:
             cur = f.default
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
