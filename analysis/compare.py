@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _main(argv: list[str] | None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help=f"{QUICK_REQUESTS} requests per window, 2 seeds (CI form)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"{QUICK_REQUESTS} requests per window, 2 seeds (CI form)")
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--jobs", type=int, default=default_jobs(),
                     help="processes (default: usable CPUs, at most 2); >1 inflates decision times")
@@ -257,7 +258,8 @@ def _main(argv: list[str] | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     from framework.results import write_atomic
 
-    write_atomic(out / "runs.csv", lambda tmp: df.drop(columns=["oracle_components"], errors="ignore").to_csv(tmp, index=False))
+    flat = df.drop(columns=["oracle_components"], errors="ignore")
+    write_atomic(out / "runs.csv", lambda tmp: flat.to_csv(tmp, index=False))
     write_atomic(out / "table.csv", lambda tmp: tab.to_csv(tmp, index=False))
     md = to_markdown(tab) + "\n\n" + _decision_note(df)
     write_atomic(out / "table.md", lambda tmp: Path(tmp).write_text(md + "\n"))

@@ -2,8 +2,8 @@
 
 conf/hydra/help/balanceroute.yaml is Hydra's help template; its ``${br_help:SECTION}`` interpolations
 call ``help_section`` here. Nothing is hard-coded: a newly registered policy appears with the first line
-of its docstring (the registry's entry help) and its options, and every option shows the ``metadata={"help": ...}`` of its field,
-so the page cannot drift from the code. The internal schema/* groups are not listed.
+of its docstring (the registry's entry help) and its options, and every option shows its field's
+``metadata={"help": ...}``, so the page cannot drift from the code. The internal schema/* groups are not listed.
 """
 from __future__ import annotations
 

@@ -82,7 +82,8 @@ def test_cli_contract_writes_run_folder(tmp_path):
     # issue 9.13: the code that made it; issue 9.8 / 9.6: what was simulated and what the seed does
     assert {"code_version", "git_commit", "git_dirty", "config_hash"} <= set(s)
     assert s["train_fraction"] == 0.1 and s["train_requests"] == 30 and s["requests_total"] == 270
-    assert "requests: 270 simulated, after 30 held out as classifier history (workload.train_fraction=0.1" in p.stdout
+    assert ("requests: 270 simulated, after 30 held out as classifier history (workload.train_fraction=0.1"
+            in p.stdout)
     assert "seed 0 draws the requests" in p.stdout
 
 
@@ -105,7 +106,8 @@ def test_train_fraction_zero_simulates_every_request(tmp_path):
     s = run_from_config(compose_cfg(["policy=round_robin", *SMALL, "workload.train_fraction=0"]), tmp_path)
     assert s["requests_total"] == 300 and s["train_requests"] == 0
     s = run_from_config(compose_cfg(["policy=round_robin", *SMALL, "workload.max_requests=100"]), tmp_path)
-    assert s["requests_total"] == 100 and s["train_requests"] == 11  # ceil(100 / 0.9) + 1 = 113 read, floor(11.3) train
+    # ceil(100 / 0.9) + 1 = 113 rows read, floor(11.3) = 11 of them train, the next 100 are simulated
+    assert s["requests_total"] == 100 and s["train_requests"] == 11
 
 
 def test_cli_help_is_the_projects_page_generated_from_the_registry():
@@ -231,7 +233,8 @@ def test_runs_started_together_never_share_a_folder(tmp_path):
         if "brh" in r[0]:
             assert s["oracle_used"] == ("oracle" in r[1])
     # named by the overrides, so a set of runs reads like its grid
-    assert dirs[0].parent.name == "cluster.workers=4,policy.classifier=none,policy=brh,workload.num_requests=300,workload.rate_rps=60"
+    assert dirs[0].parent.name == ("cluster.workers=4,policy.classifier=none,policy=brh,"
+                                   "workload.num_requests=300,workload.rate_rps=60")
 
 
 def test_run_folder_names_differ_by_overrides_within_one_second():
