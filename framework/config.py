@@ -66,6 +66,8 @@ class RunConfig:
     check_invariants: bool = field(default=False, metadata={"help": "verify bookkeeping every step (slow)"})
     max_steps: int = field(default=100_000_000, metadata={"help": "stop the simulation after this many steps"})
     debug: bool = field(default=False, metadata={"help": "show tracebacks on errors"})
+    backend: Any = field(default_factory=lambda: {"name": "sim"}, metadata={
+        "help": "sim (simulate) | live (a real deployment: framework/live, docs/live.md)"})
 
 
 def register_configs() -> None:
@@ -75,6 +77,9 @@ def register_configs() -> None:
     # schemas live outside the selectable groups so they do not show up as options
     cs.store(group="schema/workload", name="workload", node=WorkloadConfig)
     cs.store(group="schema/cluster", name="cluster", node=ClusterConfig)
+    from framework.live.config import register_backend_configs  # backend=sim|live schemas
+
+    register_backend_configs()
 
 
 # keys that change how a run reports, never what it computes: left out of the config hash
