@@ -69,6 +69,10 @@ def run_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     from framework.results import write_run
     from framework.runner import prepare_workload, run_policy
 
+    if cfg.get("backend", {}).get("name", "sim") == "live":  # backend=live dispatch (framework/live/run.py)
+        from framework.live.run import run_live_from_config
+
+        return run_live_from_config(cfg, run_dir)
     t0 = time.perf_counter()
     check_keys(cfg)
     wcfg: WorkloadConfig = OmegaConf.to_object(cfg.workload)

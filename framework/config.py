@@ -37,13 +37,19 @@ class WorkloadConfig:
         "help": "this share of the window's first requests is history for learned classifiers, never "
                 "simulated (0 = simulate every request); with max_requests it comes on top"})
     # arrival process for synthetic and lengths-only workloads
-    arrival: str = field(default="poisson", metadata={"help": "poisson | gamma | varying"})
+    arrival: str = field(default="poisson", metadata={
+        "help": "poisson | gamma | varying | backlog (every request at t = 0)"})
     rate_rps: float = field(default=40.0, metadata={"help": "mean arrival rate (requests/s)"})
     burst_cv: float = field(default=3.0, metadata={"help": "gamma: coefficient of variation of gaps"})
     rate_period_s: float = field(default=60.0, metadata={"help": "varying: period of the rate sinusoid"})
     rate_amplitude: float = field(default=0.5, metadata={"help": "varying: relative amplitude in [0,1)"})
     num_requests: int = field(default=3000, metadata={"help": "synthetic / lengths: requests generated"})
     seed: Optional[int] = field(default=None, metadata={"help": "defaults to the run's seed"})
+    min_output_tokens: Optional[int] = field(default=None, metadata={
+        "help": "keep only requests with at least this many output tokens (every kind; applied before "
+                "the window's row cap and the train split)"})
+    max_output_tokens: Optional[int] = field(default=None, metadata={
+        "help": "keep only requests with at most this many output tokens (every kind)"})
 
 
 @dataclass
@@ -60,6 +66,8 @@ class RunConfig:
     check_invariants: bool = field(default=False, metadata={"help": "verify bookkeeping every step (slow)"})
     max_steps: int = field(default=100_000_000, metadata={"help": "stop the simulation after this many steps"})
     debug: bool = field(default=False, metadata={"help": "show tracebacks on errors"})
+    backend: Any = field(default_factory=lambda: {"name": "sim"}, metadata={
+        "help": "sim (simulate) | live (a real deployment: framework/live, docs/live.md)"})
 
 
 def register_configs() -> None:
@@ -69,6 +77,9 @@ def register_configs() -> None:
     # schemas live outside the selectable groups so they do not show up as options
     cs.store(group="schema/workload", name="workload", node=WorkloadConfig)
     cs.store(group="schema/cluster", name="cluster", node=ClusterConfig)
+    from framework.live.config import register_backend_configs  # backend=sim|live schemas
+
+    register_backend_configs()
 
 
 # keys that change how a run reports, never what it computes: left out of the config hash
