@@ -8,8 +8,10 @@ non-increasing in h.
 - ``none``: q = 1 (loads only grow; BR-H then differs from BR-0 only through the +h growth).
 - ``empirical``: the survival function of output lengths seen in the training split (history that
   precedes the simulated part), optionally per prompt-length bin: q(h) = #{o > d+h} / #{o > d}.
-- ``noisy_oracle``: ground truth corrupted so that each "finishes within h steps" answer is right with
+- ``flip_oracle``: ground truth corrupted so that each "finishes within h steps" answer is right with
   probability ``accuracy`` (flagged as an oracle).
+- ``survival`` (alias of ``empirical``), ``exact_match`` and ``noisy_oracle`` (BF-IO's o * U[1-dl, 1+du])
+  are the paper's predictors: algorithms/predictors.py.
 - ``oracle``: ground truth, q(h) = 1 if remaining > h else 0 (the upper bound; flagged).
 """
 from __future__ import annotations
@@ -184,8 +186,8 @@ class OracleClassifier(TerminationClassifier):
         return Survival(_truth(run, H), _truth(self.channel.output_tokens(cand), H))
 
 
-@register_classifier("noisy_oracle")
-class NoisyOracleClassifier(TerminationClassifier):
+@register_classifier("flip_oracle")
+class FlipOracleClassifier(TerminationClassifier):
     """Ground truth corrupted so that every "finishes within h steps" answer is right w.p. ``accuracy``.
 
     Answers are hard (q in {0, 1}) and monotone in h, i.e. of the form q(h) = [r_hat > h] for a
@@ -198,19 +200,19 @@ class NoisyOracleClassifier(TerminationClassifier):
     """
 
     is_oracle = True
-    oracle_label = "classifier:noisy_oracle"
+    oracle_label = "classifier:flip_oracle"
 
     def __init__(self, context: PolicyContext, accuracy: float = 0.9, **params: Any) -> None:
         super().__init__(context)
         if params:
-            raise ConfigError(f"Classifier 'noisy_oracle' has no option(s) {', '.join(sorted(params))}; "
+            raise ConfigError(f"Classifier 'flip_oracle' has no option(s) {', '.join(sorted(params))}; "
                               "it takes accuracy.")
         a = float(accuracy)
         if not 0.5 <= a <= 1.0:
-            raise ConfigError(f"noisy_oracle accuracy={accuracy} must be in [0.5, 1]: below 0.5 the "
+            raise ConfigError(f"flip_oracle accuracy={accuracy} must be in [0.5, 1]: below 0.5 the "
                               "answers are worse than a coin (flip them instead).")
         self.accuracy = a
-        self.oracle_label = f"classifier:noisy_oracle(accuracy={a:g})"
+        self.oracle_label = f"classifier:flip_oracle(accuracy={a:g})"
         self.channel = context.request_oracle(self)
         self._rng = context.rng(0x0C1A551F)
         self._u = np.empty(0)

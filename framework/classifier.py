@@ -69,16 +69,23 @@ def make_classifier(name: str, context: PolicyContext, **params: Any) -> Termina
 
 
 # options of the built-in classifiers that policy configs carry as first-class fields
-_BUILTIN_PARAMS = {"empirical": ("prompt_bins", "min_support"), "noisy_oracle": ("accuracy",)}
+_BUILTIN_PARAMS = {"empirical": ("prompt_bins", "min_support"), "survival": ("prompt_bins", "min_support"),
+                   "exact_match": ("match_support", "min_support"), "flip_oracle": ("accuracy",),
+                   "noisy_oracle": ("noise_low", "noise_high")}
 
 
 @dataclass
 class ClassifierOptions:
     """Config fields of every policy that uses a termination classifier (brh, lp, bfio)."""
 
-    classifier: str = field(default="empirical", metadata={
-        "help": "termination classifier: none | empirical | noisy_oracle | oracle"})
-    accuracy: float = field(default=0.9, metadata={"help": "noisy_oracle: P(each answer is right)"})
+    classifier: str = field(default="survival", metadata={
+        "help": "termination classifier: none | survival (= empirical) | exact_match | noisy_oracle | "
+                "flip_oracle | oracle"})
+    accuracy: float = field(default=0.9, metadata={"help": "flip_oracle: P(each answer is right)"})
+    match_support: int = field(default=3, metadata={
+        "help": "exact_match: training requests a prompt needs for its own distribution (else survival)"})
+    noise_low: float = field(default=0.2, metadata={"help": "noisy_oracle: dl in o * U[1 - dl, 1 + du]"})
+    noise_high: float = field(default=0.2, metadata={"help": "noisy_oracle: du in o * U[1 - dl, 1 + du]"})
     prompt_bins: int = field(default=1, metadata={"help": "empirical: equal-count prompt-length bins"})
     min_support: int = field(default=20, metadata={"help": "empirical: min training requests per estimate"})
     classifier_params: Dict[str, Any] = field(default_factory=dict, metadata={
