@@ -42,6 +42,13 @@ class TerminationClassifier(ABC):
     def survival(self, view: ClusterView, horizon: int, candidate_ids: np.ndarray) -> Survival:
         """q arrays of shape (R, horizon+1) and (N, horizon+1) with q[:, 0] == 1."""
 
+    def expected_lifetime(self, view: ClusterView, horizon: int) -> np.ndarray:
+        """c_i = E[min(r_i, H+1)] = sum_h q_i(h) for the running requests (BR-H's paper form).
+
+        Subclasses with a cheaper closed form (the empirical tables: prefix sums) override it.
+        """
+        return self.survival(view, horizon, np.empty(0, np.int64)).running.sum(axis=1)
+
 
 _CLASSIFIERS: dict[str, type[TerminationClassifier]] = {}
 

@@ -262,3 +262,20 @@ def test_noisy_oracle_is_o_times_a_uniform_factor():
                           truth.survival(sim.view(), 200, np.arange(n)).candidates)
     with pytest.raises(ConfigError, match="noise_low"):
         make_classifier("noisy_oracle", ctx, noise_low=1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10**6), st.integers(0, 12), st.sampled_from(["empirical", "survival", "exact_match",
+                                                                   "oracle", "none"]))
+def test_expected_lifetime_is_the_sum_of_the_survival_curve(seed, H, name):
+    rng = np.random.default_rng(seed)
+    n = 15
+    prompt = rng.integers(1, 5, n)
+    out = rng.integers(1, 30, n)
+    running = [(i, int(rng.integers(0, 2)), int(rng.integers(0, out[i]))) for i in range(n)]
+    sim = FakeSim(2, prompt, running)
+    ctx = context(training=training(rng.integers(1, 30, 60), rng.integers(1, 5, 60)), outputs=out)
+    params = {"empirical": {"prompt_bins": 2, "min_support": 3}, "exact_match": {"match_support": 2}}
+    c = make_classifier(name, ctx, **params.get(name, {}))
+    v = sim.view()
+    np.testing.assert_allclose(c.expected_lifetime(v, H), c.survival(v, H, np.empty(0, np.int64)).running.sum(1))
