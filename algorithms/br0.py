@@ -311,13 +311,8 @@ class PoolRouterBase(Policy):
         self.last_plan: Plan | None = None
 
     def window_ids(self, view: ClusterView) -> tuple[np.ndarray, np.ndarray]:
-        """The candidate window (oldest first) and its prompts.
-
-        It holds at least the K requests a work-conserving step can admit. K counts free slots and,
-        when KV binds, how many of the oldest requests the free KV can hold in total: otherwise a
-        KV-bound step would widen the window to the whole queue and pack largest-first with no regard
-        to age (measured on azure_conv_2023 x32, KV 120k: TTFT p99 41 s against 30 s for FCFS queues).
-        """
+        """The candidate window (oldest first) and its prompts: at least the K requests a work-conserving
+        step can admit (K counts free slots and, when KV binds, what the free KV holds; docs/br0.md)."""
         cfg = self.config
         waiting = view.num_waiting
         k = 0
