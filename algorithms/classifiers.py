@@ -192,6 +192,24 @@ def _truth(remaining: np.ndarray, H: int) -> np.ndarray:
     return (np.asarray(remaining, np.int64)[:, None] > np.arange(H + 1)).astype(np.float64)
 
 
+class PerRequestDraws:
+    """One random draw per request id, from a stream keyed by id: the same request gets the same draw
+    whatever the call order, and under every policy of the same seed (a misjudged request stays so)."""
+
+    def __init__(self, rng: np.random.Generator, draw) -> None:
+        self.rng, self.draw = rng, draw
+        self.u = np.empty(0)
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        if len(ids) == 0:
+            return np.empty(0)
+        need = int(ids.max()) + 1
+        if need > len(self.u):  # extend the stream; earlier ids keep their draws
+            grow = max(need, 2 * len(self.u), 1024) - len(self.u)
+            self.u = np.concatenate((self.u, self.draw(self.rng, grow)))
+        return self.u[ids]
+
+
 @register_classifier("oracle")
 class OracleClassifier(TerminationClassifier):
     """Ground truth: q(h) = 1 if the request has more than h steps left, else 0. Flags the run."""
@@ -245,18 +263,13 @@ class FlipOracleClassifier(TerminationClassifier):
         self.accuracy = a
         self.oracle_label = f"classifier:flip_oracle(accuracy={a:g})"
         self.channel = context.request_oracle(self)
-        self._rng = context.rng(0x0C1A551F)
-        self._u = np.empty(0)
+        self._draws = PerRequestDraws(context.rng(0x0C1A551F), lambda rng, n: rng.random(n))
 
     def _modes(self, ids: np.ndarray) -> np.ndarray:
         """Per request: 0 = truth, 1 = 'ends now', 2 = 'outlives the horizon'."""
         if len(ids) == 0:
             return np.empty(0, np.int64)
-        need = int(ids.max()) + 1
-        if need > len(self._u):  # extend the per-id stream; earlier ids keep their draws
-            grow = max(need, 2 * len(self._u), 1024)
-            self._u = np.concatenate((self._u, self._rng.random(grow - len(self._u))))
-        u = self._u[ids]
+        u = self._draws(ids)
         a = self.accuracy
         return np.where(u < 2 * a - 1, 0, np.where(u < a, 1, 2))
 

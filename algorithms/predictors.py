@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from algorithms.classifiers import (EmpiricalClassifier, _conditional_survival, _horizon, _truth,
-                                    candidate_prompts)
+from algorithms.classifiers import (EmpiricalClassifier, PerRequestDraws, _conditional_survival, _horizon,
+                                    _truth, candidate_prompts)
 from framework.classifier import Survival, TerminationClassifier, register_classifier
 from framework.errors import ConfigError
 from framework.policy import PolicyContext
@@ -98,17 +98,7 @@ class NoisyOracleClassifier(TerminationClassifier):
         self.lo, self.hi = lo, hi
         self.oracle_label = f"classifier:noisy_oracle(U[{1 - lo:g}, {1 + hi:g}])"
         self.channel = context.request_oracle(self)
-        self._rng = context.rng(0x0015E)
-        self._u = np.empty(0)
-
-    def factors(self, ids: np.ndarray) -> np.ndarray:
-        if len(ids) == 0:
-            return np.empty(0)
-        need = int(ids.max()) + 1
-        if need > len(self._u):  # extend the per-id stream; earlier ids keep their draws
-            grow = max(need, 2 * len(self._u), 1024) - len(self._u)
-            self._u = np.concatenate((self._u, self._rng.uniform(1 - self.lo, 1 + self.hi, grow)))
-        return self._u[ids]
+        self.factors = PerRequestDraws(context.rng(0x0015E), lambda rng, n: rng.uniform(1 - lo, 1 + hi, n))
 
     def _q(self, ids: np.ndarray, decoded: np.ndarray, H: int) -> np.ndarray:
         o_est = np.maximum(np.rint(self.channel.output_tokens(ids) * self.factors(ids)), 1)
