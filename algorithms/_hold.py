@@ -27,15 +27,24 @@ class HoldCounter:
             self._held = np.concatenate((self._held, grow))
         return self._held[ids] >= self.max_hold_steps
 
-    def record(self, ids: np.ndarray, assign: np.ndarray, free_slots: int) -> None:
-        """Count a hold for each candidate left out that FCFS would have admitted."""
+    def record(self, ids: np.ndarray, assign: np.ndarray, free_slots: int,
+               arrival: np.ndarray | None = None) -> None:
+        """Count a hold for each candidate left out that FCFS would have admitted.
+
+        With ``arrival`` (the candidates' arrival times), a candidate bypassed by a younger one counts
+        only if it arrived strictly earlier: requests that arrived together have no FCFS order among
+        them (in a backlog, all at t = 0, choosing among them is no bypass).
+        """
         adm = assign >= 0
         n_adm = int(adm.sum())
         if n_adm < min(len(ids), free_slots):
             held = ~adm
         elif n_adm:
             held = ~adm
-            held[int(np.flatnonzero(adm)[-1]):] = False  # only those older than the youngest admitted
+            last = int(np.flatnonzero(adm)[-1])
+            held[last:] = False  # only those older than the youngest admitted
+            if arrival is not None:
+                held &= np.asarray(arrival) < arrival[last]
         else:
             return
         if self.scope > 0:

@@ -66,7 +66,7 @@ def workload_config(quick: bool, rate_rps: float | None = None):
                              min_output_tokens=1001, max_requests=n, train_fraction=0.1,
                              rate_scale=1.0 if rate_rps is None else rate_rps)
         return cfg, f"Azure 2024 conversation, outputs > 1000, first {n} requests at trace times"
-    rate = 2.5 if rate_rps is None else rate_rps
+    rate = 1.8 if rate_rps is None else rate_rps
     cfg = WorkloadConfig(name="sharegpt_ge500", kind="lengths", preset="sharegpt", min_output_tokens=500,
                          arrival="poisson", rate_rps=rate, num_requests=int(n / 0.9) + 1, train_fraction=0.1,
                          max_requests=n)
