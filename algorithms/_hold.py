@@ -21,11 +21,14 @@ class HoldCounter:
         """Mask of the candidates already held max_hold_steps times."""
         if len(ids) == 0:
             return np.zeros(0, bool)
+        self._grow(ids)
+        return self._held[ids] >= self.max_hold_steps
+
+    def _grow(self, ids: np.ndarray) -> None:
         need = int(ids.max()) + 1
         if need > len(self._held):
             grow = np.zeros(max(need, 2 * len(self._held)) - len(self._held), np.int64)
             self._held = np.concatenate((self._held, grow))
-        return self._held[ids] >= self.max_hold_steps
 
     def record(self, ids: np.ndarray, assign: np.ndarray, free_slots: int,
                arrival: np.ndarray | None = None) -> None:
@@ -49,4 +52,5 @@ class HoldCounter:
             return
         if self.scope > 0:
             held[self.scope:] = False
+        self._grow(ids)
         self._held[ids[held]] += 1
