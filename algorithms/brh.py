@@ -26,10 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import numpy as np
-
 from algorithms.br0 import Br0Config, PoolRouterBase, plan
-from algorithms.fscore import admitted_loads, discount_weights, margins, predicted_loads
+from algorithms.fscore import admitted_loads, discount_weights, lifetime_loads, margins, predicted_loads
 from framework.classifier import ClassifierOptions, classifier_from_options
 from framework.errors import ConfigError
 from framework.policy import PolicyContext, register_policy
@@ -46,13 +44,6 @@ class BrhConfig(Br0Config, ClassifierOptions):
     alpha: float = field(default=1.0, metadata={"help": "paper score: weight of the admitted load"})
     beta: Optional[float] = field(default=None, metadata={
         "help": "paper score: weight of the envelope overflow; null = G (BR-0's slope at H = 0)"})
-
-
-def lifetime_survival(q: np.ndarray) -> np.ndarray:
-    """Point-lifetime curves clip(c_i - h, 0, 1) with c_i = sum_h q_i(h) = E[min(r_i, H+1)]."""
-    q = np.asarray(q, np.float64)
-    c = q.sum(axis=1, keepdims=True)
-    return np.clip(c - np.arange(q.shape[1]), 0.0, 1.0)
 
 
 @register_policy("brh", config=BrhConfig)
@@ -81,9 +72,8 @@ class BRH(PoolRouterBase):
         H = self.config.horizon
         l_run = view.running_prompt + view.running_decoded
         if self.config.decomposition == "paper":
-            q = self.classifier.survival(view, H, ids[:0])
-            L = predicted_loads(lifetime_survival(q.running), l_run, view.running_worker, self.G,
-                                base=view.committed_tokens)
+            c = self.classifier.expected_lifetime(view, H)
+            L = lifetime_loads(c, l_run, view.running_worker, self.G, base=view.committed_tokens, horizon=H)
             return self.paper_step(view, ids, prompt, L, self.weights, self.config.alpha, self.beta, forced)
         q = self.classifier.survival(view, H, ids)
         s = predicted_loads(q.running, l_run, view.running_worker, self.G, base=view.committed_tokens)

@@ -42,6 +42,13 @@ class TerminationClassifier(ABC):
     def survival(self, view: ClusterView, horizon: int, candidate_ids: np.ndarray) -> Survival:
         """q arrays of shape (R, horizon+1) and (N, horizon+1) with q[:, 0] == 1."""
 
+    def expected_lifetime(self, view: ClusterView, horizon: int) -> np.ndarray:
+        """c_i = E[min(r_i, H+1)] = sum_h q_i(h) for the running requests (BR-H's paper form).
+
+        Subclasses with a cheaper closed form (the empirical tables: prefix sums) override it.
+        """
+        return self.survival(view, horizon, np.empty(0, np.int64)).running.sum(axis=1)
+
 
 _CLASSIFIERS: dict[str, type[TerminationClassifier]] = {}
 
@@ -69,16 +76,23 @@ def make_classifier(name: str, context: PolicyContext, **params: Any) -> Termina
 
 
 # options of the built-in classifiers that policy configs carry as first-class fields
-_BUILTIN_PARAMS = {"empirical": ("prompt_bins", "min_support"), "noisy_oracle": ("accuracy",)}
+_BUILTIN_PARAMS = {"empirical": ("prompt_bins", "min_support"), "survival": ("prompt_bins", "min_support"),
+                   "exact_match": ("match_support", "min_support"), "flip_oracle": ("accuracy",),
+                   "noisy_oracle": ("noise_low", "noise_high")}
 
 
 @dataclass
 class ClassifierOptions:
     """Config fields of every policy that uses a termination classifier (brh, lp, bfio)."""
 
-    classifier: str = field(default="empirical", metadata={
-        "help": "termination classifier: none | empirical | noisy_oracle | oracle"})
-    accuracy: float = field(default=0.9, metadata={"help": "noisy_oracle: P(each answer is right)"})
+    classifier: str = field(default="survival", metadata={
+        "help": "termination classifier: none | survival (= empirical) | exact_match | noisy_oracle | "
+                "flip_oracle | oracle"})
+    accuracy: float = field(default=0.9, metadata={"help": "flip_oracle: P(each answer is right)"})
+    match_support: int = field(default=3, metadata={
+        "help": "exact_match: training requests a prompt needs for its own distribution (else survival)"})
+    noise_low: float = field(default=0.2, metadata={"help": "noisy_oracle: dl in o * U[1 - dl, 1 + du]"})
+    noise_high: float = field(default=0.2, metadata={"help": "noisy_oracle: du in o * U[1 - dl, 1 + du]"})
     prompt_bins: int = field(default=1, metadata={"help": "empirical: equal-count prompt-length bins"})
     min_support: int = field(default=20, metadata={"help": "empirical: min training requests per estimate"})
     classifier_params: Dict[str, Any] = field(default_factory=dict, metadata={
