@@ -52,6 +52,9 @@ class RunConfig:
     progress: bool = field(default=True, metadata={"help": "progress bar on stderr"})
     check_invariants: bool = field(default=False, metadata={"help": "verify bookkeeping every step (slow)"})
     max_steps: int = 100_000_000
+    record: str = field(default="auto", metadata={
+        "help": "auto | full | steps | sampled | summary: what is kept of the steps (README, Recording)"})
+    record_every: int = field(default=100, metadata={"help": "record=sampled: keep every K-th step"})
     debug: bool = field(default=False, metadata={"help": "show tracebacks on errors"})
 
 
