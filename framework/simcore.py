@@ -8,7 +8,7 @@ named by the constants below, so one call passes a handful of arrays, not dozens
 
 Order of work inside a step is that of the module docstring of framework.simulator. Workers are
 visited in ascending order; requests completing in one step are handled in the order they started
-decoding (a heap keyed by (finish step, start sequence)).
+decoding (a calendar of finish steps, see _cal_push).
 """
 from __future__ import annotations
 
@@ -19,15 +19,16 @@ from numba import njit
 S, NRUN, NPF, QLEN, QTOK, RES, BMAX, CAP, CADM, QHEAD, QTAIL, PFHEAD, PFTAIL, PTOK = range(14)
 NWK = 14
 # per-request rows of RQ (int32, shape (NRQ, N)); RF (float64, shape (3, N))
-PROMPT, OUTPUT, WORKER, PLACED, ADMIT, PREEMPT, DONE, FINSTEP, INPOOL, ACTPOS, QNEXT, PFNEXT, PFREM = range(13)
-NRQ = 13
+(PROMPT, OUTPUT, WORKER, PLACED, ADMIT, PREEMPT, DONE, FINSTEP, INPOOL, ACTPOS, QNEXT, PFNEXT, PFREM,
+ SNEXT, SPREV) = range(15)
+NRQ = 15
 ARR, FIRST, FINISH = range(3)
 # running set AC (int64, shape (4, sum B)), compact with swap-remove
 AID, AWRK, ASTART, ADONE0 = range(4)
 # scalars SC (int64)
-(K, PTR, NPOOL, POOLLO, ACT, COMPLETED, QTOTAL, PFTOTAL, HEAPN, SEQ, IDLE, BUSY, REQSTEPS, RECN, CBN,
- STOPAT, ERRSTEP) = range(17)
-NSC = 17
+(K, PTR, NPOOL, POOLLO, ACT, COMPLETED, QTOTAL, PFTOTAL, IDLE, BUSY, REQSTEPS, RECN, CBN, STOPAT,
+ ERRSTEP) = range(15)
+NSC = 15
 # float scalars SF
 TNOW, EXTRA = range(2)
 # int params IP
@@ -40,47 +41,40 @@ NAGG = 9  # per-step aggregates: s max, sum, min; n max, sum, min; P sum; t_g ma
 A_WITHLOAD, A_IMB, A_BAL, A_IMBTOK, A_GT, A_IDLE = range(6)
 NACC = 6
 # return codes
-DONE_RC, DECIDE, RECBUF, CBBUF, HEAPBUF, PROGRESS = range(6)
+DONE_RC, DECIDE, RECBUF, CBBUF, PROGRESS = range(5)
 ERR_IDLE, ERR_MAXSTEPS, ERR_VANISHED = 10, 11, 12
 ERR_INV = 20  # + invariant number (see framework.simulator.INVARIANTS)
 NOLINK = -1
-_SEQ_BITS = 32
+
+
+# Completions come from a calendar: bucket (finish step mod len(CH)) holds a doubly linked list of the
+# requests finishing then, in the order they started decoding. len(CH) >= max output, so a bucket only
+# ever holds one finish step; a preempted request is unlinked, so no stale entries exist.
+@njit(cache=True)
+def _cal_push(CH, CT, RQ, r, fin):
+    b = fin & (len(CH) - 1)
+    t = CT[b]
+    RQ[SPREV, r] = t
+    RQ[SNEXT, r] = NOLINK
+    if t == NOLINK:
+        CH[b] = r
+    else:
+        RQ[SNEXT, t] = r
+    CT[b] = r
 
 
 @njit(cache=True)
-def _heap_push(HK, HV, n, key, val):
-    i = n
-    HK[i] = key
-    HV[i] = val
-    while i > 0:
-        p = (i - 1) >> 1
-        if HK[p] <= HK[i]:
-            break
-        HK[p], HK[i] = HK[i], HK[p]
-        HV[p], HV[i] = HV[i], HV[p]
-        i = p
-    return n + 1
-
-
-@njit(cache=True)
-def _heap_pop(HK, HV, n):
-    n -= 1
-    HK[0] = HK[n]
-    HV[0] = HV[n]
-    i = 0
-    while True:
-        lft = 2 * i + 1
-        if lft >= n:
-            break
-        c = lft
-        if lft + 1 < n and HK[lft + 1] < HK[lft]:
-            c = lft + 1
-        if HK[i] <= HK[c]:
-            break
-        HK[c], HK[i] = HK[i], HK[c]
-        HV[c], HV[i] = HV[i], HV[c]
-        i = c
-    return n
+def _cal_unlink(CH, CT, RQ, r):
+    b = RQ[FINSTEP, r] & (len(CH) - 1)
+    p, n = RQ[SPREV, r], RQ[SNEXT, r]
+    if p == NOLINK:
+        CH[b] = n
+    else:
+        RQ[SNEXT, p] = n
+    if n == NOLINK:
+        CT[b] = p
+    else:
+        RQ[SPREV, n] = p
 
 
 @njit(cache=True)
@@ -163,7 +157,7 @@ def _admit(SC, WK, RQ):
 
 
 @njit(cache=True)
-def _prefill(SC, IP, WK, RQ, AC, HK, HV, JB):
+def _prefill(SC, IP, WK, RQ, AC, CH, CT, JB):
     """Chunked prefill within each worker's budget; requests that finish it start decoding now."""
     G = WK.shape[1]
     k = SC[K]
@@ -193,8 +187,7 @@ def _prefill(SC, IP, WK, RQ, AC, HK, HV, JB):
                 d0 = np.int64(RQ[DONE, r])
                 fin = k + RQ[OUTPUT, r] - d0 - 1
                 RQ[FINSTEP, r] = fin
-                SC[HEAPN] = _heap_push(HK, HV, SC[HEAPN], (fin << _SEQ_BITS) | SC[SEQ], r)
-                SC[SEQ] += 1
+                _cal_push(CH, CT, RQ, r, fin)
                 if RQ[ADMIT, r] < 0:
                     RQ[ADMIT, r] = k
                 c = SC[ACT]
@@ -215,13 +208,14 @@ def _prefill(SC, IP, WK, RQ, AC, HK, HV, JB):
 
 
 @njit(cache=True)
-def _complete(SC, IP, WK, RQ, RF, AC, HK, HV, CB, t_end):
+def _complete(SC, IP, WK, RQ, RF, AC, CH, CT, CB, t_end):
     k = SC[K]
-    while SC[HEAPN] > 0 and (HK[0] >> _SEQ_BITS) <= k:
-        r = HV[0]
-        SC[HEAPN] = _heap_pop(HK, HV, SC[HEAPN])
-        if RQ[FINSTEP, r] != k:  # stale entry of a preempted request
-            continue
+    b = k & (len(CH) - 1)
+    r = CH[b]
+    CH[b] = NOLINK
+    CT[b] = NOLINK
+    while r != NOLINK:
+        nxt = RQ[SNEXT, r]
         g = RQ[WORKER, r]
         WK[S, g] -= np.int64(RQ[PROMPT, r]) + RQ[OUTPUT, r] - 1
         WK[NRUN, g] -= 1
@@ -233,10 +227,11 @@ def _complete(SC, IP, WK, RQ, RF, AC, HK, HV, CB, t_end):
             CB[0, SC[CBN]] = r
             CB[1, SC[CBN]] = k
             SC[CBN] += 1
+        r = nxt
 
 
 @njit(cache=True)
-def _preempt_overflow(SC, WK, RQ, AC):
+def _preempt_overflow(SC, WK, RQ, AC, CH, CT):
     """A worker over its KV capacity preempts its newest requests to the head of its queue (sticky)."""
     G = WK.shape[1]
     N = RQ.shape[1]
@@ -259,6 +254,7 @@ def _preempt_overflow(SC, WK, RQ, AC):
             WK[S, g] -= load
             WK[NRUN, g] -= 1
             _remove_active(SC, RQ, AC, r)
+            _cal_unlink(CH, CT, RQ, r)
             RQ[FINSTEP, r] = -1
             RQ[DONE, r] = decoded
             RQ[PREEMPT, r] += 1

@@ -7,7 +7,7 @@ from numba import njit
 from framework.simcore import (
     A_BAL, A_GT, A_IDLE, A_IMB, A_IMBTOK, A_WITHLOAD, ACT, ACTPOS, ADONE0, AID, ARR, ASTART, AWRK, BMAX,
     BUSY, CAP, CBBUF, CBN, CHECK_F, COMPLETED, COSTKIND, DECIDE, DISPATCH_F, DONE_RC, ERR_IDLE, ERR_INV,
-    ERR_MAXSTEPS, ERR_VANISHED, ERRSTEP, EXTRA, FIRST, HEAPBUF, HEAPN, HOOK_F, IDLE, INPOOL, K, MAXIDLE,
+    ERR_MAXSTEPS, ERR_VANISHED, ERRSTEP, EXTRA, FIRST, HOOK_F, IDLE, INPOOL, K, MAXIDLE,
     MAXSTEPS, NOLINK, NPF, NPOOL, NRUN, PFHEAD, PFNEXT, PFTOTAL, PROGRESS, PROMPT, PTOK, PTR, QHEAD, QLEN,
     QNEXT, QTOTAL, REC_FULL, REC_SAMPLED, REC_STEPS, REC_SUMMARY, RECBUF, RECEVERY, RECMODE, RECN,
     REQSTEPS, RES, S, STOPAT, TNOW, WORKER, _admit, _complete, _preempt_overflow, _prefill, step_times)
@@ -131,7 +131,7 @@ def check_invariants(SC, WK, RQ, AC, tg, T, PRM, extra):
 
 
 @njit(cache=True)
-def advance(phase, SC, SF, PRM, IP, WK, RQ, RF, AC, HK, HV, JB, CB, tg,
+def advance(phase, SC, SF, PRM, IP, WK, RQ, RF, AC, CH, CT, JB, CB, tg,
             rec_k, rec_t, rec_T, rec_s, rec_n, rec_P, rec_tg, rec_agg, ACC):
     """Run steps from ``phase`` (0: step top, 1: just after a decision) until a return code."""
     G = WK.shape[1]
@@ -145,8 +145,6 @@ def advance(phase, SC, SF, PRM, IP, WK, RQ, RF, AC, HK, HV, JB, CB, tg,
                 return RECBUF
             if IP[HOOK_F] and SC[CBN] + capA > CB.shape[1]:
                 return CBBUF
-            if SC[HEAPN] + capA > len(HK):
-                return HEAPBUF
             if SC[K] >= SC[STOPAT]:
                 return PROGRESS
             t = SF[TNOW]
@@ -183,7 +181,7 @@ def advance(phase, SC, SF, PRM, IP, WK, RQ, RF, AC, HK, HV, JB, CB, tg,
         if SC[QTOTAL]:
             _admit(SC, WK, RQ)
         if SC[PFTOTAL]:
-            nj = _prefill(SC, IP, WK, RQ, AC, HK, HV, JB)
+            nj = _prefill(SC, IP, WK, RQ, AC, CH, CT, JB)
         else:
             nj = 0
             for g in range(G):
@@ -203,14 +201,14 @@ def advance(phase, SC, SF, PRM, IP, WK, RQ, RF, AC, HK, HV, JB, CB, tg,
             r = JB[j]
             if np.isnan(RF[FIRST, r]):
                 RF[FIRST, r] = t_end
-        _complete(SC, IP, WK, RQ, RF, AC, HK, HV, CB, t_end)
+        _complete(SC, IP, WK, RQ, RF, AC, CH, CT, CB, t_end)
         over = False
         for g in range(G):
             WK[S, g] += WK[NRUN, g]
             if WK[S, g] + WK[RES, g] > WK[CAP, g]:
                 over = True
         if over and SC[ACT]:
-            _preempt_overflow(SC, WK, RQ, AC)
+            _preempt_overflow(SC, WK, RQ, AC, CH, CT)
         SF[TNOW] = t_end
         SC[K] += 1
         if SC[K] >= IP[MAXSTEPS]:

@@ -121,13 +121,15 @@ class Simulator:
         WK[[sc.QHEAD, sc.QTAIL, sc.PFHEAD, sc.PFTAIL]] = sc.NOLINK
         self.RQ = RQ = np.zeros((sc.NRQ, N), np.int32)  # int32: a week of requests fits in memory
         RQ[sc.PROMPT], RQ[sc.OUTPUT] = workload.prompt_tokens, workload.output_tokens  # o_i: core only
-        RQ[[sc.WORKER, sc.PLACED, sc.ADMIT, sc.FINSTEP, sc.ACTPOS, sc.QNEXT, sc.PFNEXT]] = sc.NOLINK
+        RQ[[sc.WORKER, sc.PLACED, sc.ADMIT, sc.FINSTEP, sc.ACTPOS, sc.QNEXT, sc.PFNEXT, sc.SNEXT, sc.SPREV]] = \
+            sc.NOLINK
         self.RF = RF = np.full((3, N), np.nan)
         RF[sc.ARR] = workload.arrival_s
         capA = int(WK[sc.BMAX].sum())
         self.AC = np.zeros((4, capA), np.int64)
-        self.HK = np.zeros(2 * capA + 1024, np.int64)
-        self.HV = np.zeros(2 * capA + 1024, np.int64)
+        cal = 1 << int(workload.output_tokens.max()).bit_length()  # > max output: one finish step a bucket
+        self.CH = np.full(cal, sc.NOLINK, np.int64)
+        self.CT = np.full(cal, sc.NOLINK, np.int64)
         self.JB = np.zeros(capA, np.int64)
         hook = getattr(policy, "on_complete", None)
         self._on_complete = hook if callable(hook) else None
@@ -220,7 +222,7 @@ class Simulator:
     def run(self) -> SimResult:
         """Simulate until every request has finished."""
         SC, rec = self.SC, self.recorder
-        args = (self.SC, self.SF, self.PRM, self.IP, self.WK, self.RQ, self.RF, self.AC, self.HK, self.HV,
+        args = (self.SC, self.SF, self.PRM, self.IP, self.WK, self.RQ, self.RF, self.AC, self.CH, self.CT,
                 self.JB, self.CB, self.tg, *rec.buffers(), self.ACC)
         decisions: list[int] = []
         bar = self._bar()
@@ -242,9 +244,6 @@ class Simulator:
                 SC[sc.RECN] = 0
             elif rc == sc.CBBUF:
                 self._flush_completions()
-            elif rc == sc.HEAPBUF:
-                self.HK, self.HV = np.resize(self.HK, 2 * len(self.HK)), np.resize(self.HV, 2 * len(self.HV))
-                args = args[:8] + (self.HK, self.HV) + args[10:]
             elif rc == sc.PROGRESS:
                 SC[sc.STOPAT] = SC[sc.K] + 4096
                 self._tick(bar, wall0)
