@@ -8,12 +8,13 @@ here plus one branch in ``simcore.step_times``; nothing else changes.
 """
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from framework.cluster import CostConfig
-from framework.errors import ConfigError, did_you_mean
+from framework.errors import ConfigError
+from framework.registry import Registry
 
 FIXED, LINEAR = 0, 1  # kinds understood by framework.simcore.step_times
 
@@ -37,14 +38,15 @@ class CostModel:
         raise NotImplementedError
 
 
-_MODELS: dict[str, type[CostModel]] = {}
+COST_MODELS: Registry[type[CostModel]] = Registry(
+    "cost model", hint="Choose one with cluster.cost.model=NAME (auto: fixed when no load term, else linear).")
 
 
-def register_cost_model(name: str) -> Callable[[type[CostModel]], type[CostModel]]:
+def register_cost_model(name: str):
+    """Class decorator: register a CostModel subclass under ``name``."""
     def deco(cls: type[CostModel]) -> type[CostModel]:
         cls.name = name
-        _MODELS[name] = cls
-        return cls
+        return COST_MODELS.register(name, cls)
     return deco
 
 
@@ -76,7 +78,7 @@ class LinearCost(CostModel):
 
 
 def available_cost_models() -> list[str]:
-    return ["auto", *sorted(_MODELS)]
+    return ["auto", *COST_MODELS.names()]
 
 
 def make_cost_model(cfg: CostConfig) -> CostModel:
@@ -85,8 +87,4 @@ def make_cost_model(cfg: CostConfig) -> CostModel:
     name = cfg.model
     if name == "auto":
         name = "fixed" if cfg.is_fixed else "linear"
-    if name not in _MODELS:
-        raise ConfigError(f"Unknown cost model cluster.cost.model={cfg.model!r}."
-                          + did_you_mean(cfg.model, available_cost_models())
-                          + f" Choose one of {', '.join(available_cost_models())}.")
-    return _MODELS[name](cfg)
+    return COST_MODELS.get(name)(cfg)

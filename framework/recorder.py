@@ -34,12 +34,13 @@ def estimate_steps(span_s: float, step_s: float, tail_steps: float) -> int:
     return int(max(span_s, 0.0) / max(step_s, 1e-12) + tail_steps)
 
 
-def resolve_mode(mode: str, *, est_steps: int, workers: int, out=sys.stderr) -> str:
+def resolve_mode(mode: str, *, est_steps: int, workers: int, out=None) -> str:
     """Check ``mode``; for auto pick full or steps by the estimated size, telling the user."""
     if mode != "auto" and mode not in MODES:
         raise ConfigError(f"record={mode!r} is not a recording mode; choose one of auto, "
                           + ", ".join(MODES) + ".")
     est = est_steps * workers * FULL_ROW_BYTES
+    out = out or sys.stderr
     if mode == "auto":
         if est <= AUTO_FULL_BYTES:
             return "full"
