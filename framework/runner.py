@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from framework.metrics import (decision_metrics, imbalance_from_accumulators, imbalance_metrics,
-                               latency_metrics)
+                               latency_metrics, paper_imbalance_metrics)
 from framework.cluster import ClusterConfig
 from framework.config import WorkloadConfig
 from framework.errors import ConfigError
@@ -85,7 +85,8 @@ def summarize(res: SimResult, workload: Workload, policy: str, context: PolicyCo
     }
     if res.table is not None and res.table.mode == "full":  # exact, from the table (as always)
         s.update(imbalance_metrics(res.step_load, res.step_compute, res.step_duration))
-    else:
+        s.update(paper_imbalance_metrics(res.step_load, int(res.req_admit_step.max())))
+    else:  # streaming sums; the paper's per-step forms need the full table
         s.update(imbalance_from_accumulators(res.accum, res.workers))
     s.update(latency_metrics(workload.arrival_s, res.req_first_token_s, res.req_finish_s,
                              workload.output_tokens))
