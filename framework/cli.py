@@ -80,7 +80,8 @@ def run_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     train, workload = prepare_workload(wcfg, int(cfg.seed))
     out = run_policy(cfg.policy, workload, ccfg, int(cfg.seed), training=train,
                      check_invariants=bool(cfg.check_invariants), progress=bool(cfg.progress),
-                     max_steps=int(cfg.max_steps))
+                     max_steps=int(cfg.max_steps), record=str(cfg.record),
+                     record_every=int(cfg.record_every))
     summary = dict(out.summary)
     summary["cluster"] = ccfg.name
     summary.update(workload_kind=wcfg.kind, train_fraction=wcfg.train_fraction,

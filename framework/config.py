@@ -65,6 +65,9 @@ class RunConfig:
     progress: bool = field(default=True, metadata={"help": "progress bar on stderr"})
     check_invariants: bool = field(default=False, metadata={"help": "verify bookkeeping every step (slow)"})
     max_steps: int = field(default=100_000_000, metadata={"help": "stop the simulation after this many steps"})
+    record: str = field(default="auto", metadata={
+        "help": "auto | full | steps | sampled | summary: what is kept of the steps (docs/simulator.md)"})
+    record_every: int = field(default=100, metadata={"help": "record=sampled: keep every K-th step"})
     debug: bool = field(default=False, metadata={"help": "show tracebacks on errors"})
     backend: Any = field(default_factory=lambda: {"name": "sim"}, metadata={
         "help": "sim (simulate) | live (a real deployment: framework/live, docs/live.md)"})
