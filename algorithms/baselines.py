@@ -3,7 +3,7 @@
 All are family DISPATCH: every arrival is placed at once into a worker's local FCFS queue. When several
 requests arrive in one step they are placed one at a time, oldest first, and each placement updates the
 policy's own copy of the counts before the next one, as a router that handles requests one by one
-would. The helpers at the top (worker counts from the view, first-minimum scans, config checks) are
+would. The helpers at the top (worker counts from the view, first-minimum scans) are
 shared with algorithms/vllm.py and algorithms/sglang.py.
 """
 from __future__ import annotations
@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from framework.errors import ConfigError
 from framework.policy import DISPATCH, Policy, PolicyConfig, PolicyContext, register_policy
 from framework.view import ClusterView, Placements
 
@@ -47,18 +46,6 @@ def first_min_from(scores: np.ndarray, order: np.ndarray) -> int:
     return int(order[int(np.argmin(scores[order]))])
 
 
-def check_choice(policy: str, key: str, value: str, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise ConfigError(f"policy {policy!r}: {key}={value!r} is not one of {', '.join(options)}; "
-                          f"set policy.{key} to one of them.")
-
-
-def check_range(policy: str, key: str, value: float, low: float, what: str,
-                integer: bool = False) -> None:
-    if not np.isfinite(value) or value < low or (integer and int(value) != value):
-        raise ConfigError(f"policy {policy!r}: {key}={value} must be {what}; fix policy.{key}.")
-
-
 class _ArgminTieBreak:
     """argmin with ties to the lowest index ("first") or uniformly at random ("random", seeded)."""
 
@@ -80,6 +67,9 @@ class _ArgminTieBreak:
 class RoundRobinConfig(PolicyConfig):
     start: int = field(default=0, metadata={"help": "worker that receives the first request"})
 
+    def validate(self) -> None:
+        self.require_number("start", 0, integer=True)
+
 
 @register_policy("round_robin", config=RoundRobinConfig)
 class RoundRobin(Policy):
@@ -93,7 +83,6 @@ class RoundRobin(Policy):
 
     def __init__(self, config: RoundRobinConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
-        check_range(self.name, "start", config.start, 0, "an integer >= 0", integer=True)
         self.counter = int(config.start) % self.G
 
     def decide(self, view: ClusterView) -> Placements:
@@ -124,6 +113,9 @@ class ShortestConfig(PolicyConfig):
     tie_break: str = field(default="random", metadata={
         "help": "first (lowest worker index) | random (uniform among the tied workers, seeded)"})
 
+    def validate(self) -> None:
+        self.require_choice("tie_break", ("first", "random"))
+
 
 class _Shortest(Policy):
     """Place each request on the worker with the smallest fresh count, then add it to that count."""
@@ -132,7 +124,6 @@ class _Shortest(Policy):
 
     def __init__(self, config: ShortestConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
-        check_choice(self.name, "tie_break", config.tie_break, ("first", "random"))
         self.pick = _ArgminTieBreak(config.tie_break, context.rng(0))
 
     def counts(self, view: ClusterView) -> np.ndarray:  # pragma: no cover - abstract
@@ -181,6 +172,9 @@ class P2CConfig(PolicyConfig):
     signal: str = field(default="requests", metadata={
         "help": "requests (running + prefilling + queued) | kv (s_g + committed KV tokens)"})
 
+    def validate(self) -> None:
+        self.require_choice("signal", ("requests", "kv"))
+
 
 @register_policy("p2c", config=P2CConfig)
 class PowerOfTwo(Policy):
@@ -194,7 +188,6 @@ class PowerOfTwo(Policy):
 
     def __init__(self, config: P2CConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
-        check_choice(self.name, "signal", config.signal, ("requests", "kv"))
         self.rng = context.rng(0)
 
     def decide(self, view: ClusterView) -> Placements:

@@ -40,6 +40,13 @@ class WorkloadConfig:
     num_requests: int = field(default=3000, metadata={"help": "synthetic / lengths: requests generated"})
     seed: Optional[int] = field(default=None, metadata={"help": "defaults to the run's seed"})
 
+    def validate(self) -> None:
+        """ConfigError naming the first invalid value (the checks, general and per source, are in
+        framework.workloads.loader.check_config, beside the source registry they consult)."""
+        from framework.workloads.loader import check_config
+
+        check_config(self)
+
 
 @dataclass
 class RunConfig:

@@ -7,16 +7,18 @@ policy is one new file.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields, is_dataclass
+from collections.abc import Iterator
 from typing import Any, Callable, ClassVar, TypeVar
 
 import numpy as np
 
-from framework.errors import ConfigError, OracleAccessError
-from framework.registry import Registry, config_error
+from framework.errors import OracleAccessError
+from framework.registry import Checks, Registry, validate_config
 from framework.oracle import OracleChannel
 from framework.view import ClusterView, Placements
 from framework.workload import Workload
@@ -26,7 +28,7 @@ POOL = "pool"  # requests wait at the router, which admits some into free capaci
 
 
 @dataclass
-class PolicyConfig:
+class PolicyConfig(Checks):
     """Base of every policy's config; ``name`` selects the registered class.
 
     A subclass checks its options in ``validate`` (raise ``self.invalid(key, why)``), which
@@ -35,11 +37,13 @@ class PolicyConfig:
 
     name: str = ""
 
+    check_prefix: ClassVar[str] = "policy"
+
+    def check_owner(self) -> str:
+        return self.name
+
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid option (none here)."""
-
-    def invalid(self, key: str, why: str) -> ConfigError:
-        return config_error("policy", key, getattr(self, key), why, self.name)
 
 
 @dataclass
@@ -100,7 +104,7 @@ class Policy(ABC):
     is_oracle: ClassVar[bool] = False
 
     def __init__(self, config: Any, context: PolicyContext) -> None:
-        self.config = config
+        self.config = validate_config(config)  # (make_policy has run it too; a direct call must not skip it)
         self.context = context
         self.G = context.workers
 
@@ -144,6 +148,16 @@ def register_policy(name: str, config: type | None = None) -> Callable[[P], P]:
         return cls
 
     return deco
+
+
+@contextlib.contextmanager
+def scoped_policy(name: str, cls: P, config: type | None = None) -> Iterator[P]:
+    """Register ``cls`` as ``name`` inside a ``with`` block only (test-only policies), then remove it."""
+    register_policy(name, config)(cls)
+    try:
+        yield cls
+    finally:
+        POLICIES.unregister(name)
 
 
 def available_policies() -> list[str]:

@@ -50,21 +50,21 @@ def reports_its_columns(h, cost: np.ndarray | None = None, offset: float | None 
 
 
 def retry_inconsistent(attempt: Callable[[int, float], bool], tries: int, time_limit: float,
-                       min_left: float = 0.0, started: float | None = None) -> int:
+                       min_left: float = 0.0, started: float | None = None) -> bool:
     """Run ``attempt(k, seconds_left)`` for k = 0, 1, ... until it returns True (its result is
     consistent, see ``reports_its_columns``), ``tries`` are used, or no more than ``min_left`` seconds
     remain (HiGHS rejects a negative limit and would keep the previous one). The clock runs from
     ``started`` (a perf_counter reading; default now); the first attempt gets all of ``time_limit``.
-    Returns the attempts run."""
+    Returns whether the last attempt run was consistent."""
     deadline = (time.perf_counter() if started is None else started) + time_limit
     left = time_limit
     for k in range(tries):
         if k and left <= min_left:
-            return k
+            break
         if attempt(k, left):
-            return k + 1
+            return True
         left = deadline - time.perf_counter()
-    return tries
+    return False
 
 
 @dataclass
