@@ -59,6 +59,16 @@ class PolicyContext:
     oracle_channel: OracleChannel | None = field(default=None, repr=False)
     oracle_users: list[str] = field(default_factory=list)
 
+    @classmethod
+    def for_cluster(cls, cluster: Any, seed: int = 0, training: Workload | None = None,
+                    oracle_channel: OracleChannel | None = None) -> "PolicyContext":
+        """The context of a run on ``cluster`` (a ClusterConfig): shape, limits, step-time hint."""
+        G = int(cluster.workers)
+        return cls(workers=G, max_running=np.full(G, cluster.max_running, np.int64),
+                   kv_capacity=np.full(G, cluster.kv_capacity_tokens, np.int64), seed=seed,
+                   step_time_hint_s=cluster.cost.c0 + cluster.cost.c_sync, training=training,
+                   oracle_channel=oracle_channel)
+
     def rng(self, stream: int = 0) -> np.random.Generator:
         """An independent, reproducible random stream for a component."""
         return np.random.default_rng([self.seed, stream])
