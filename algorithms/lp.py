@@ -90,8 +90,6 @@ class OptRouterBase(Policy):
                                   **self.solver_options())
         self.holds = HoldCounter(config.max_hold_steps)
         self.stats: dict[str, float] = {"decisions": 0, "certified": 0, "solver_s": 0.0}
-        self.last_problem: PoolProblem | None = None
-        self.last_assign: np.ndarray | None = None
 
     def solver_options(self) -> dict[str, Any]:
         return {}
@@ -137,7 +135,6 @@ class OptRouterBase(Policy):
             assign[rest] = self._solve(sub)
         else:
             assign = self._solve(pb)
-        self.last_problem, self.last_assign = pb, assign
         self.holds.record(ids, assign, int(view.free_slots.sum()))
         sel = assign >= 0
         return Placements(ids[sel].astype(np.int64), assign[sel])

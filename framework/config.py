@@ -11,7 +11,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from framework.cluster import ClusterConfig, CostConfig
+from framework.cluster import ClusterConfig
 
 
 @dataclass

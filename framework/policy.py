@@ -54,7 +54,6 @@ class PolicyContext:
     max_running: np.ndarray
     kv_capacity: np.ndarray
     seed: int = 0
-    step_time_hint_s: float = 0.03
     training: Workload | None = None
     oracle_channel: OracleChannel | None = field(default=None, repr=False)
     oracle_users: list[str] = field(default_factory=list)
@@ -62,12 +61,11 @@ class PolicyContext:
     @classmethod
     def for_cluster(cls, cluster: Any, seed: int = 0, training: Workload | None = None,
                     oracle_channel: OracleChannel | None = None) -> "PolicyContext":
-        """The context of a run on ``cluster`` (a ClusterConfig): shape, limits, step-time hint."""
+        """The context of a run on ``cluster`` (a ClusterConfig): its shape and limits."""
         G = int(cluster.workers)
         return cls(workers=G, max_running=np.full(G, cluster.max_running, np.int64),
                    kv_capacity=np.full(G, cluster.kv_capacity_tokens, np.int64), seed=seed,
-                   step_time_hint_s=cluster.cost.c0 + cluster.cost.c_sync, training=training,
-                   oracle_channel=oracle_channel)
+                   training=training, oracle_channel=oracle_channel)
 
     def rng(self, stream: int = 0) -> np.random.Generator:
         """An independent, reproducible random stream for a component."""

@@ -10,14 +10,13 @@ When the registry has a Hydra ``group`` the config is stored in Hydra's ConfigSt
 ``validate(self)``, raising ConfigError naming the first bad field (use ``config_error``); ``make_config``
 calls it, so option checks live in one place per entry and run before anything is built.
 
-``scoped`` registers an entry for the duration of a ``with`` block (tests), so nothing test-only stays in
-the registry or the ConfigStore.
+``unregister`` removes an entry and its ConfigStore node, so a test-only entry can be scoped to a test
+(framework.policy.scoped_policy) and nothing test-only stays in the registry or the ConfigStore.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -137,15 +136,6 @@ class Registry(Generic[T]):
             from hydra.core.config_store import ConfigStore
 
             ConfigStore.instance().repo.get(self.group, {}).pop(f"{name}.yaml", None)
-
-    @contextlib.contextmanager
-    def scoped(self, name: str, obj: T, config: type | None = None) -> Iterator[T]:
-        """Register for the duration of a ``with`` block (test-only entries never stay behind)."""
-        self.register(name, obj, config)
-        try:
-            yield obj
-        finally:
-            self.unregister(name)
 
     def _store(self, name: str, config: type) -> None:
         from hydra.core.config_store import ConfigStore

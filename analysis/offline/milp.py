@@ -80,7 +80,6 @@ def solve_milp(a, p, o, G: int, w0: np.ndarray, c: np.ndarray, time_limit: float
     import pulp
 
     N = len(a)
-    K = int((a + o).max())
     t_end = time.perf_counter() + time_limit
     size = o * p + o * (o - 1) // 2
     rank = np.argsort(-size, kind="stable")
