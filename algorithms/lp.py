@@ -20,10 +20,7 @@ is solved for the rest.
 The run summary gets ``lp_decisions``, ``lp_certified`` (greedy provably optimal), ``lp_relaxations``,
 ``lp_relaxation_rounds``, ``lp_relaxation_time_limit``, ``lp_greedy_kept``, ``lp_solver_s`` ...; the
 solver runs inside decide(), so its time is part of the decision time the simulator records.
-
-Speed (benchmarks/decision_latency.py --policy lp --waiting 512 --workers 32, trace-based states with
-~190 free slots; --set max_hold_steps=1000000000 so that ids the benchmark reuses are never forced):
-defaults (window 256, H = 16, empirical) p50 15 ms, p99 21 ms; window 512 p50 18 ms, p99 47 ms.
+Decision times: docs/lp.md.
 """
 from __future__ import annotations
 

@@ -49,8 +49,8 @@ def search_incumbent(a, p, o, G: int, time_budget: float, seed: int = 0, iters: 
     return runs[int(np.argmin(energies))], runs
 
 
-# annealing settings, tuned on 1000 Azure conversation requests x 16 workers (5e7 proposals):
-# T0 = 0.2 x the median uphill move, 20% moves, swaps half aligned by start (+-3 steps)
+# annealing settings: T0 = 0.2 x the median uphill move, 20% moves, swaps half aligned by start (+-3
+# steps); how they were tuned: docs/offline_optimum.md
 T0_FACTOR, P_MOVE, ALIGN = 0.2, 0.2, 3
 
 
@@ -60,8 +60,8 @@ def _anneal_run(a, p, o, G, K, w, lists, time_budget, seed, iters, target=None, 
     used (or of ``max_iters``, whichever is further), so the run ends at its deadline.
 
     Why the clock and not a proposal count calibrated once: proposals get cheaper as the temperature
-    falls (fewer accepted moves to apply), so a count measured on the first chunk ran out after 40% of
-    the budget (1000 x 16: 45 s of a 118 s budget) and the rest of the time went unused.
+    falls (fewer accepted moves to apply), so a calibrated count ran out well before the budget and
+    left the rest of the time unused (docs/offline_optimum.md).
     """
     N = len(a)
     s = ks.load_matrix(a, p, o, w, G, K)
