@@ -30,7 +30,8 @@ from analysis.objective import step_series
 from analysis.offline.cli import SolveProgress, print_json, stdout_to_stderr
 from analysis.offline.solve import SOLVER_REVISION, solve_offline
 from framework.errors import TraceFormatError, UserError
-from framework.results import write_json_atomic, write_parquet_atomic
+from analysis.sweep import find_runs, to_markdown
+from framework.results import write_csv_atomic, write_json_atomic, write_parquet_atomic, write_text_atomic
 
 REQUEST_COLUMNS = ("request_id", "arrival_s", "prompt_tokens", "output_tokens", "worker", "admit_step",
                    "first_token_s", "finish_s", "preemptions")
@@ -145,14 +146,6 @@ def regret_of_run(run_dir: str | Path, time_limit: float = 60.0, seed: int = 0,
     return out
 
 
-def find_runs(root: str | Path) -> list[Path]:
-    """Run folders under root: every folder holding a summary.json (written last, so complete)."""
-    r = Path(root)
-    if not r.is_dir():
-        raise TraceFormatError(f"sweep folder {str(r)!r} does not exist or is not a folder.")
-    return sorted(f.parent for f in r.rglob("summary.json"))
-
-
 def sweep_table(root: str | Path, time_limit: float = 60.0, reuse: bool = True,
                 progress: bool | None = False) -> pd.DataFrame:
     """One row per run folder under root (regret.json reused when present and computed by this
@@ -232,19 +225,14 @@ def main(argv: list[str] | None = None) -> int:
                 out = regret_of_run(args.run_dir, time_limit=args.time_limit, seed=args.seed, progress=None)
             print_json(out, indent=2)
             return 0
-        from analysis.sweep import to_markdown
 
         with stdout_to_stderr():
             df = sweep_table(args.sweep, time_limit=args.time_limit, reuse=not args.recompute, progress=None)
         root = Path(args.sweep)
         write_parquet_atomic(root / "regret_table.parquet", df)
-        csv_tmp = root / ".regret_table.csv.partial"
-        df.to_csv(csv_tmp, index=False)
-        csv_tmp.replace(root / "regret_table.csv")
+        write_csv_atomic(root / "regret_table.csv", df)
         md = (to_markdown(format_table(df)) + "\n\nMean over seeds:\n\n" + to_markdown(summary_table(df)))
-        md_tmp = root / ".regret_table.md.partial"
-        md_tmp.write_text(md + "\n")
-        md_tmp.replace(root / "regret_table.md")
+        write_text_atomic(root / "regret_table.md", md + "\n")
         print(md)
         return 0
     except UserError as e:
