@@ -1,11 +1,13 @@
 """The policy checker over every registered policy, and that it catches each rule being broken."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from framework.check_policy import PolicyCheckError, check_policy, main
-from framework.policy import POOL, Policy, available_policies, scoped_policy
+from framework.policy import POOL, Policy, available_policies, get_policy_class, scoped_policy
 from framework.view import Placements
 from tests._policies import BadOverfill, PoolFirstFit
 
@@ -16,6 +18,15 @@ CONFIGS = {"bfio": {"name": "bfio", "time_limit_s": 30.0}}
 @pytest.mark.parametrize("policy", available_policies())
 def test_every_registered_policy_passes_the_checker(policy):
     assert check_policy(policy, CONFIGS.get(policy), cases=3) > 0
+
+
+POOL_FORMS = [p for p in available_policies()
+              if "mode" in {f.name for f in dataclasses.fields(get_policy_class(p).config_class)}]
+
+
+@pytest.mark.parametrize("policy", POOL_FORMS)
+def test_pool_forms_pass_the_checker(policy):
+    assert check_policy(policy, {"name": policy, "mode": "pool"}, cases=3) > 0
 
 
 def test_checker_accepts_a_correct_test_policy():
