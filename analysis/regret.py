@@ -29,7 +29,7 @@ import pandas as pd
 from analysis.objective import step_series
 from analysis.offline.cli import SolveProgress, print_json, stdout_to_stderr
 from analysis.offline.solve import SOLVER_REVISION, solve_offline
-from framework.errors import TraceFormatError, UserError
+from framework.errors import TraceFormatError, UserError, report
 from analysis.sweep import find_runs, to_markdown
 from framework.results import write_csv_atomic, write_json_atomic, write_parquet_atomic, write_text_atomic
 
@@ -236,8 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         print(md)
         return 0
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+        return report("regret", e)
 
 
 if __name__ == "__main__":

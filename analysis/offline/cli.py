@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.offline.solve import solve_offline
-from framework.errors import ConfigError, TraceFormatError, UserError
+from framework.errors import ConfigError, TraceFormatError, UserError, report
 
 COLUMNS = ("arrival_step", "prompt_tokens", "output_tokens")
 
@@ -162,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             res = solve_offline(a, p, o, args.workers, time_limit=args.time_limit, seed=args.seed,
                                 use_milp=not args.no_milp, jobs=args.jobs, progress=bar)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+        return report("offline", e)
     out = res.to_dict()
     if args.profile:
         out["profile"] = res.bounds.blocks(args.profile)
