@@ -18,7 +18,6 @@ from numba import njit
 
 from algorithms._hold import HoldCounter
 from algorithms._twostage import MAX_RMAX, two_stage
-from framework.errors import ConfigError
 from framework.policy import POOL, Policy, PolicyConfig, PolicyContext, register_policy
 from framework.view import ClusterView, Placements
 
@@ -59,28 +58,16 @@ class Br0Config(PolicyConfig):
     tie_break: str = field(default="index", metadata={
         "help": "among workers with equal remaining capacity: index | fewest_running | random"})
 
-
-def validate_br0(cfg: Br0Config) -> None:
-    """Raise ConfigError naming the bad key."""
-    n = cfg.name or "br0"
-    if cfg.decomposition not in DECOMPOSITIONS:
-        raise ConfigError(f"policy.decomposition={cfg.decomposition!r} ({n}) must be one of {DECOMPOSITIONS}.")
-    if cfg.s_greedy < 0:
-        raise ConfigError(f"policy.s_greedy={cfg.s_greedy} ({n}) must be >= 0.")
-    if not 1 <= cfg.r_max <= MAX_RMAX:
-        raise ConfigError(f"policy.r_max={cfg.r_max} ({n}) must be in 1..{MAX_RMAX} (2^r_max subsets).")
-    if cfg.window < 1:
-        raise ConfigError(f"policy.window={cfg.window} ({n}) must be >= 1.")
-    if cfg.max_hold_steps < 0:
-        raise ConfigError(f"policy.max_hold_steps={cfg.max_hold_steps} ({n}) must be >= 0.")
-    if cfg.hold_scope < 0:
-        raise ConfigError(f"policy.hold_scope={cfg.hold_scope} ({n}) must be >= 0 (0 = every candidate).")
-    if cfg.max_u_candidates < 0:
-        raise ConfigError(f"policy.max_u_candidates={cfg.max_u_candidates} ({n}) must be >= 0.")
-    if cfg.force_order not in FORCE_ORDERS:
-        raise ConfigError(f"policy.force_order={cfg.force_order!r} ({n}) must be one of {FORCE_ORDERS}.")
-    if cfg.tie_break not in TIE_BREAKS:
-        raise ConfigError(f"policy.tie_break={cfg.tie_break!r} ({n}) must be one of {TIE_BREAKS}.")
+    def validate(self) -> None:
+        self.require_choice("decomposition", DECOMPOSITIONS)
+        self.require_number("s_greedy", 0, integer=True)
+        self.require(1 <= self.r_max <= MAX_RMAX, "r_max", f"must be in 1..{MAX_RMAX} (2^r_max subsets).")
+        self.require_number("window", 1, integer=True)
+        self.require_number("max_hold_steps", 0, integer=True)
+        self.require_number("hold_scope", 0, ">= 0 (0 = every candidate)", integer=True)
+        self.require_number("max_u_candidates", 0, integer=True)
+        self.require_choice("force_order", FORCE_ORDERS)
+        self.require_choice("tie_break", TIE_BREAKS)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -306,7 +293,6 @@ class PoolRouterBase(Policy):
 
     def __init__(self, config: Br0Config, context: PolicyContext) -> None:
         super().__init__(config, context)
-        validate_br0(config)
         warm_kernel()
         self._rng = context.rng(0xB20)
         self.holds = HoldCounter(config.max_hold_steps, config.hold_scope)

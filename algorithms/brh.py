@@ -29,7 +29,6 @@ from typing import Any, Optional
 from algorithms.br0 import Br0Config, PoolRouterBase, plan
 from algorithms.fscore import admitted_loads, discount_weights, lifetime_loads, margins, predicted_loads
 from framework.classifier import ClassifierOptions, classifier_from_options
-from framework.errors import ConfigError
 from framework.policy import PolicyContext, register_policy
 from framework.view import ClusterView, Placements
 
@@ -45,6 +44,13 @@ class BrhConfig(Br0Config, ClassifierOptions):
     beta: Optional[float] = field(default=None, metadata={
         "help": "paper score: weight of the envelope overflow; null = G (BR-0's slope at H = 0)"})
 
+    def validate(self) -> None:
+        super().validate()
+        self.require_number("horizon", 0, integer=True)
+        self.require(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1].")
+        self.require_number("alpha", 0, "> 0", strict=True)
+        self.require(self.beta is None or self.beta >= 0, "beta", "must be >= 0, or null for G.")
+
 
 @register_policy("brh", config=BrhConfig)
 class BRH(PoolRouterBase):
@@ -52,14 +58,6 @@ class BRH(PoolRouterBase):
 
     def __init__(self, config: BrhConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
-        if config.horizon < 0:
-            raise ConfigError(f"policy.horizon={config.horizon} (brh) must be >= 0.")
-        if not 0.0 < config.gamma <= 1.0:
-            raise ConfigError(f"policy.gamma={config.gamma} (brh) must be in (0, 1].")
-        if not config.alpha > 0:
-            raise ConfigError(f"policy.alpha={config.alpha} (brh) must be > 0.")
-        if config.beta is not None and not config.beta >= 0:
-            raise ConfigError(f"policy.beta={config.beta} (brh) must be >= 0, or null for G.")
         self.classifier = classifier_from_options(config, context)
         self.weights = discount_weights(config.horizon, config.gamma)
         self.beta = float(self.G if config.beta is None else config.beta)

@@ -16,8 +16,8 @@ from typing import Any, Callable, ClassVar, Dict, NamedTuple
 
 import numpy as np
 
-from framework.errors import ConfigError, did_you_mean
 from framework.policy import PolicyContext, load_all
+from framework.registry import Registry
 from framework.view import ClusterView
 
 
@@ -50,29 +50,24 @@ class TerminationClassifier(ABC):
         return self.survival(view, horizon, np.empty(0, np.int64)).running.sum(axis=1)
 
 
-_CLASSIFIERS: dict[str, type[TerminationClassifier]] = {}
+CLASSIFIERS: Registry[type[TerminationClassifier]] = Registry(
+    "classifier", "Set it with policy.classifier=NAME.", discover=load_all)
 
 
 def register_classifier(name: str) -> Callable[[type], type]:
     def deco(cls: type) -> type:
         cls.name = name
-        _CLASSIFIERS[name] = cls
-        return cls
+        return CLASSIFIERS.register(name, cls)
 
     return deco
 
 
 def available_classifiers() -> list[str]:
-    load_all()
-    return sorted(_CLASSIFIERS)
+    return CLASSIFIERS.names()
 
 
 def make_classifier(name: str, context: PolicyContext, **params: Any) -> TerminationClassifier:
-    load_all()
-    if name not in _CLASSIFIERS:
-        raise ConfigError(f"Unknown classifier {name!r}." + did_you_mean(name, _CLASSIFIERS)
-                          + " Set it with policy.classifier=NAME.")
-    return _CLASSIFIERS[name](context, **params)
+    return CLASSIFIERS.get(name)(context, **params)
 
 
 # options of the built-in classifiers that policy configs carry as first-class fields

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from framework.cluster import ClusterConfig, CostConfig
+from framework.cluster import ClusterConfig
 from framework.errors import ConfigError, unknown_key_message
 
 
@@ -50,6 +50,13 @@ class WorkloadConfig:
                 "the window's row cap and the train split)"})
     max_output_tokens: Optional[int] = field(default=None, metadata={
         "help": "keep only requests with at most this many output tokens (every kind)"})
+
+    def validate(self) -> None:
+        """ConfigError naming the first invalid value (the checks, general and per source, are in
+        framework.workloads.loader.check_config, beside the source registry they consult)."""
+        from framework.workloads.loader import check_config
+
+        check_config(self)
 
 
 @dataclass

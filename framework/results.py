@@ -130,6 +130,14 @@ def write_parquet_atomic(path: Path, df: pd.DataFrame) -> None:
     write_atomic(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
 
 
+def write_csv_atomic(path: Path, df: pd.DataFrame) -> None:
+    _atomic(Path(path), lambda tmp: df.to_csv(tmp, index=False))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
 def _jsonable(o: Any) -> Any:
     if isinstance(o, np.integer):
         return int(o)

@@ -61,12 +61,8 @@ def run_policy(policy: Any, workload: Workload, cluster: ClusterConfig, seed: in
                record_every: int = 100) -> RunOutput:
     """Simulate one policy on one workload and summarise it."""
     cluster.validate()
-    context = PolicyContext(
-        workers=cluster.workers,
-        max_running=np.full(cluster.workers, cluster.max_running, np.int64),
-        kv_capacity=np.full(cluster.workers, cluster.kv_capacity_tokens, np.int64),
-        seed=seed, step_time_hint_s=cluster.cost.c0 + cluster.cost.c_sync, training=training,
-        oracle_channel=OracleChannel(workload.output_tokens))
+    context = PolicyContext.for_cluster(cluster, seed, training=training,
+                                        oracle_channel=OracleChannel(workload.output_tokens))
     pol = make_policy(policy, context)
     sim = Simulator(workload, cluster, pol, check_invariants=check_invariants, progress=progress,
                     max_steps=max_steps, record=record, record_every=record_every)

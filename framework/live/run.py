@@ -102,12 +102,9 @@ def run_live(backend: LiveBackendConfig, policy: Any, workload: Workload, cluste
     """Run ``policy`` on ``workload`` against the deployment ``backend`` points at."""
     cluster.validate()
     backend.validate(cluster.workers)
-    G = cluster.workers
-    context = PolicyContext(
-        workers=G, max_running=np.full(G, cluster.max_running, np.int64),
-        kv_capacity=np.full(G, cluster.kv_capacity_tokens, np.int64), seed=seed,
-        step_time_hint_s=cluster.cost.c0 + cluster.cost.c_sync, training=training,
-        oracle_channel=OracleChannel(workload.output_tokens))  # a trace replay: its lengths, flagged if read
+    # a trace replay: its lengths, flagged if read
+    context = PolicyContext.for_cluster(cluster, seed, training=training,
+                                        oracle_channel=OracleChannel(workload.output_tokens))
     pol = make_policy(policy, context)
     tick_s = backend.tick_s if backend.tick_s is not None else cluster.cost.c0 + cluster.cost.c_sync
     state = LiveState(workload, cluster)
