@@ -1,6 +1,6 @@
 """``bfio``: the BF-IO placement model as a MILP with a per-step time limit (DESIGN.md section 5).
 
-The integer version of ``lp``'s model (algorithms/_opt_model.py): x_ig in {0, 1}, the same objective
+The integer version of ``lp``'s model (algorithms/opt/): x_ig in {0, 1}, the same objective
 sum_h gamma^h (G*M_h - S_h), limits and work conservation. Each step:
   1. the greedy placement; if it attains the lower bound it is optimal and no solver runs;
   2. the LP relaxation, rounded (as ``lp``; bounded by ``lp_time_limit_s`` if set) -> the fallback;
@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from algorithms._opt_model import PoolProblem, better, integral_solution, round_placement
+from algorithms.opt.problem import PoolProblem
+from algorithms.opt.rounding import better, integral_solution, round_placement
 from algorithms.lp import OptRouterBase, OptRouterConfig, solve_rounded_lp
 from framework.errors import ConfigError
 from framework.policy import PolicyContext, register_policy

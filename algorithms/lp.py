@@ -1,6 +1,6 @@
 """``lp``: each step, the LP relaxation of the BF-IO placement model, rounded (DESIGN.md section 5).
 
-The model (algorithms/_opt_model.py): x_ig in [0, 1] for the candidates x workers, minimise
+The model (algorithms/opt/): x_ig in [0, 1] for the candidates x workers, minimise
 sum_h gamma^h (G*M_h - S_h) with M_h above every worker's predicted load h steps ahead (running requests'
 survival from the termination classifier, plus what is admitted), each request at most once, free slots
 and free KV per worker, and work conservation: K = min(candidates, free slots) admitted whenever they fit
@@ -33,10 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from algorithms._opt_model import (HighsSolver, Model, PoolProblem, better, build_model, fill,
-                                   greedy_placement, imbalance_objective, problem_from_view,
-                                   round_placement)
 from algorithms._hold import HoldCounter
+from algorithms.opt.highs import HighsSolver
+from algorithms.opt.model import Model, build_model
+from algorithms.opt.problem import PoolProblem, imbalance_objective, problem_from_view
+from algorithms.opt.rounding import better, fill, greedy_placement, round_placement
 from framework.classifier import ClassifierOptions, classifier_from_options
 from framework.errors import ConfigError
 from framework.policy import POOL, Policy, PolicyConfig, PolicyContext, register_policy

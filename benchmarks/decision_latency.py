@@ -8,9 +8,8 @@ Every decision gets a fresh state: per worker, running requests whose prompt and
 rows of the Azure 2023 conversation trace (BALANCEROUTE_DATA, default ../shared/data), each at a uniform
 point of its decode (so loads s_g are sums of real contexts), and N waiting requests with trace prompts.
 Free slots are drawn so that together they cover at least a quarter of the waiting requests. The state
-is a small stand-in exposing exactly the attributes framework.view.ClusterView reads from the simulator,
-so the policy sees a real ClusterView and the timing covers decide() including the view's lazy fields,
-as the simulator measures it. The trace's first rows are the training split (for learned classifiers);
+is a real framework.state.ClusterState, the object the simulator fills, so the policy sees a real
+ClusterView and the timing covers decide() as the simulator measures it. The trace's first rows are the training split (for learned classifiers);
 oracle components get a channel over the sampled output lengths.
 
 Reports wall-clock and thread CPU time percentiles (CPU time is what the targets mean on a shared
@@ -23,7 +22,6 @@ import json
 import os
 import sys
 import time
-from collections import deque
 from dataclasses import fields
 from pathlib import Path
 
@@ -38,7 +36,9 @@ if str(ROOT) not in sys.path:
 
 from framework.errors import ConfigError, UserError  # noqa: E402
 from framework.oracle import OracleChannel  # noqa: E402
-from framework.policy import DISPATCH, PolicyContext, get_policy_class, make_policy  # noqa: E402
+from framework.placement import validate_placements  # noqa: E402
+from framework.policy import PolicyContext, get_policy_class, make_policy  # noqa: E402
+from framework.state import ClusterState  # noqa: E402
 from framework.view import ClusterView  # noqa: E402
 from framework.workload import Workload  # noqa: E402
 
@@ -61,47 +61,25 @@ def load_trace(path: Path) -> Workload:
                     df["GeneratedTokens"].to_numpy(), source=str(path))
 
 
-class StateSim:
-    """Holds the simulator attributes ClusterView reads, filled with one random realistic state."""
-
-    def __init__(self, G: int, B: int, C: int) -> None:
-        self.G = G
-        self.B = np.full(G, B, np.int64)
-        self.C = np.full(G, C, np.int64)
-        self.C_admit = self.C
-        self.local_queues = [deque() for _ in range(G)]
-        self.n_prefill = np.zeros(G, np.int64)
-        self.reserved = np.zeros(G, np.int64)
-        self.queued_tokens = np.zeros(G, np.int64)
-        self.step = 0
-        self.now_s = 0.0
-
-    def fill(self, rng: np.random.Generator, prompts: np.ndarray, outputs: np.ndarray, waiting: int,
-             step: int, now_s: float) -> np.ndarray:
-        """Draw a state; returns the output lengths of all ids (for oracle channels)."""
-        G, B = self.G, int(self.B[0])
-        per = -(-max(waiting, 4) // (4 * G))  # ceil(waiting / 4 / G): free slots per worker at least
-        free = np.minimum(rng.integers(per, 2 * per + 1, G), B)
-        n = B - free
-        R = int(n.sum())
-        rows = rng.integers(0, len(prompts), R + waiting)
-        p, o = prompts[rows], outputs[rows]
-        decoded = (rng.random(R) * o[:R]).astype(np.int64)  # 0 <= d < o: still running
-        self.act_count = R
-        self.act_id = np.arange(R, dtype=np.int64)
-        self.act_worker = np.repeat(np.arange(G, dtype=np.int64), n)
-        self.step = step
-        self.now_s = now_s
-        self.act_start = np.full(R, step, np.int64)
-        self.act_done0 = decoded
-        self.prompt = p
-        self.s = np.bincount(self.act_worker, weights=p[:R] + decoded, minlength=G).astype(np.int64)
-        self.n = n.astype(np.int64)
-        self.pool = np.arange(R, R + waiting, dtype=np.int64)
-        self.arrival = np.concatenate((np.zeros(R), now_s - np.sort(rng.random(waiting))[::-1] * 2.0))
-        if np.any(self.s > self.C):
-            raise ConfigError("benchmark state exceeds kv capacity; raise --kv-capacity")
-        return o
+def draw_state(rng: np.random.Generator, prompts: np.ndarray, outputs: np.ndarray, *, G: int, B: int,
+               C: int, waiting: int, step: int, now_s: float) -> tuple[ClusterState, np.ndarray]:
+    """One random realistic ClusterState; also the output lengths of all its ids (for oracles)."""
+    per = -(-max(waiting, 4) // (4 * G))  # ceil(waiting / 4 / G): free slots per worker at least
+    free = np.minimum(rng.integers(per, 2 * per + 1, G), B)
+    n = B - free
+    R = int(n.sum())
+    rows = rng.integers(0, len(prompts), R + waiting)
+    p, o = prompts[rows], outputs[rows]
+    decoded = (rng.random(R) * o[:R]).astype(np.int64)  # 0 <= d < o: still running
+    worker = np.repeat(np.arange(G, dtype=np.int64), n)
+    arrival = np.concatenate((np.zeros(R), now_s - np.sort(rng.random(waiting))[::-1] * 2.0))
+    state = ClusterState.build(step=step, now_s=now_s, max_running=np.full(G, B, np.int64),
+                               kv_capacity=np.full(G, C, np.int64), prompt=p, arrival_s=arrival,
+                               running=zip(range(R), worker.tolist(), decoded.tolist()),
+                               waiting=np.arange(R, R + waiting, dtype=np.int64))
+    if np.any(state.loads > C):
+        raise ConfigError("benchmark state exceeds kv capacity; raise --kv-capacity")
+    return state, o
 
 
 def parse_sets(items: list[str]) -> dict:
@@ -135,24 +113,25 @@ def run(args: argparse.Namespace) -> dict:
         cfg["horizon"] = args.horizon
 
     G, N = args.workers, args.waiting
-    sim = StateSim(G, args.max_running, args.kv_capacity)
     rng = np.random.default_rng(args.seed)
     # the oracle channel is refreshed per state (same object)
     oracle_o = np.ones(G * args.max_running + N, np.int64)
     channel = OracleChannel(oracle_o)
-    ctx = PolicyContext(workers=G, max_running=sim.B.copy(), kv_capacity=sim.C.copy(), seed=args.seed,
+    ctx = PolicyContext(workers=G, max_running=np.full(G, args.max_running, np.int64),
+                        kv_capacity=np.full(G, args.kv_capacity, np.int64), seed=args.seed,
                         training=train, oracle_channel=channel)
     policy = make_policy(cfg, ctx)
 
     wall, cpu, placed = [], [], []
     total = args.decisions + args.warmup
     for k in range(total):
-        o = sim.fill(rng, prompts, outputs, N, step=k, now_s=0.03 * k)
+        state, o = draw_state(rng, prompts, outputs, G=G, B=args.max_running, C=args.kv_capacity,
+                              waiting=N, step=k, now_s=0.03 * k)
         channel._o = o  # same channel object the oracle components hold
         # the states are independent and reuse request ids, so each gets a fresh policy: per-request
         # memory (hold counters) carried across unrelated states would force placements unsolved
         policy = make_policy(cfg, ctx)
-        view = ClusterView(sim)
+        view = ClusterView(state)
         c0 = time.thread_time_ns()
         t0 = time.perf_counter_ns()
         pl = policy.decide(view)
@@ -162,8 +141,8 @@ def run(args: argparse.Namespace) -> dict:
             wall.append(t1 - t0)
             cpu.append(c1 - c0)
             placed.append(len(pl[0]))
-        if args.validate:
-            _validate(policy, view, pl)
+        if args.validate:  # the simulator's own acceptance rules, so no invalid decision is timed
+            validate_placements(pl, state, family=policy.family, policy=args.policy)
     wall_ms = np.asarray(wall) / 1e6
     cpu_ms = np.asarray(cpu) / 1e6
     return {
@@ -176,18 +155,6 @@ def run(args: argparse.Namespace) -> dict:
         "placed_mean": float(np.mean(placed)), "oracle_used": ctx.oracle_used,
         "pinned_cpu": args.cpu,
     }
-
-
-def _validate(policy, view: ClusterView, pl) -> None:
-    """The simulator's own acceptance rules, so a benchmark never times an invalid decision."""
-    req, wrk = np.asarray(pl[0]), np.asarray(pl[1])
-    if len(np.unique(req)) != len(req) or not np.isin(req, view.waiting_ids).all():
-        raise AssertionError("invalid placement (unknown or duplicate request)")
-    if policy.family != DISPATCH:
-        cnt = np.bincount(wrk, minlength=view.workers)
-        tok = np.bincount(wrk, weights=view._sim.prompt[req], minlength=view.workers)
-        if np.any(cnt > view.free_slots) or np.any(tok > view.free_kv):
-            raise AssertionError("placement exceeds free slots or free KV")
 
 
 def main(argv: list[str] | None = None) -> int:

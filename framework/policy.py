@@ -15,7 +15,8 @@ from typing import Any, Callable, ClassVar, TypeVar
 
 import numpy as np
 
-from framework.errors import ConfigError, OracleAccessError, did_you_mean
+from framework.errors import ConfigError, OracleAccessError
+from framework.registry import Registry, config_error
 from framework.oracle import OracleChannel
 from framework.view import ClusterView, Placements
 from framework.workload import Workload
@@ -26,9 +27,19 @@ POOL = "pool"  # requests wait at the router, which admits some into free capaci
 
 @dataclass
 class PolicyConfig:
-    """Base of every policy's config; ``name`` selects the registered class."""
+    """Base of every policy's config; ``name`` selects the registered class.
+
+    A subclass checks its options in ``validate`` (raise ``self.invalid(key, why)``), which
+    ``make_policy`` runs before the policy is built, so every option check of a policy is in one place.
+    """
 
     name: str = ""
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first invalid option (none here)."""
+
+    def invalid(self, key: str, why: str) -> ConfigError:
+        return config_error("policy", key, getattr(self, key), why, self.name)
 
 
 @dataclass
@@ -102,7 +113,21 @@ class Policy(ABC):
         return {}
 
 
-_REGISTRY: dict[str, type[Policy]] = {}
+def load_all() -> None:
+    """Import every module of the ``algorithms`` package so their decorators run (once)."""
+    POLICIES.names()
+
+
+def _discover() -> None:
+    import algorithms
+
+    for mod in pkgutil.iter_modules(algorithms.__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"algorithms.{mod.name}")
+
+
+POLICIES: Registry[type[Policy]] = Registry("policy", "Choose one with policy=NAME.", group="policy",
+                                            discover=_discover)
 P = TypeVar("P", bound=type[Policy])
 
 
@@ -113,69 +138,26 @@ def register_policy(name: str, config: type | None = None) -> Callable[[P], P]:
         cfg_cls = config or PolicyConfig
         if not is_dataclass(cfg_cls) or "name" not in {f.name for f in fields(cfg_cls)}:
             raise TypeError(f"config of policy {name!r} must be a dataclass deriving from PolicyConfig")
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"policy name {name!r} is registered twice "
-                             f"({_REGISTRY[name].__module__} and {cls.__module__})")
+        POLICIES.register(name, cls, cfg_cls)
         cls.name = name
         cls.config_class = cfg_cls
-        _REGISTRY[name] = cls
-        _store_config(name, cfg_cls)
         return cls
 
     return deco
 
 
-def _store_config(name: str, cfg_cls: type) -> None:
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(group="policy", name=name, node=cfg_cls(name=name))
-
-
-_LOADED = False
-
-
-def load_all() -> None:
-    """Import every module of the ``algorithms`` package so their decorators run."""
-    global _LOADED
-    if _LOADED:
-        return
-    import algorithms
-
-    for mod in pkgutil.iter_modules(algorithms.__path__):
-        if not mod.name.startswith("_"):
-            importlib.import_module(f"algorithms.{mod.name}")
-    _LOADED = True
-
-
 def available_policies() -> list[str]:
-    load_all()
-    return sorted(_REGISTRY)
+    return POLICIES.names()
 
 
 def get_policy_class(name: str) -> type[Policy]:
-    load_all()
-    if name not in _REGISTRY:
-        raise ConfigError(f"Unknown policy {name!r}." + did_you_mean(name, _REGISTRY)
-                          + " Choose one with policy=NAME.")
-    return _REGISTRY[name]
+    return POLICIES.get(name)
 
 
 def make_policy(config: Any, context: PolicyContext) -> Policy:
-    """Build a policy from its config (a dataclass, a DictConfig, a dict, or just a name)."""
-    from omegaconf import DictConfig, OmegaConf
-
+    """Build a policy from its config (a dataclass, a DictConfig, a dict, or just a name), validated."""
     if isinstance(config, str):
         config = {"name": config}
-    if isinstance(config, DictConfig):
-        config = OmegaConf.to_container(config, resolve=True)
-    if isinstance(config, dict):
-        name = config.get("name", "")
-        cls = get_policy_class(name)
-        known = {f.name for f in fields(cls.config_class)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ConfigError(f"Policy {name!r} has no option(s) {', '.join(unknown)}."
-                              + did_you_mean(unknown[0], known) + f" (see {cls.config_class.__name__})")
-        config = cls.config_class(**config)
-    cls = get_policy_class(config.name)
-    return cls(config, context)
+    name = config.get("name", "") if hasattr(config, "get") else config.name
+    cls = get_policy_class(name)
+    return cls(POLICIES.make_config(name, config), context)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.metrics import decision_metrics, imbalance_metrics, latency_metrics
+from framework.metrics import decision_metrics, imbalance_metrics, latency_metrics
 from framework.cluster import ClusterConfig
 from framework.config import WorkloadConfig
 from framework.errors import ConfigError

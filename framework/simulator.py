@@ -30,6 +30,8 @@ import numpy as np
 from framework.cluster import ClusterConfig
 from framework.errors import ConfigError, PlacementError
 from framework.policy import DISPATCH, Policy
+from framework.placement import validate_placements
+from framework.state import ClusterState
 from framework.view import ClusterView
 from framework.workload import Workload
 
@@ -150,51 +152,31 @@ class Simulator:
         self.now_s = float(self.arrival[0])
         self.completed = 0
 
+    def snapshot(self) -> ClusterState:
+        """The router's view of the cluster now, as fresh arrays (no output lengths)."""
+        c = self.act_count
+        ids = self.pool.copy()
+        rid = self.act_id[:c].copy()
+        qlen = self.qlen.copy()
+        return ClusterState(
+            step=self.step, now_s=self.now_s, loads=self.s.copy(), running=self.n.copy(),
+            prefilling=self.n_prefill.copy(), queued=qlen,
+            committed_tokens=self.reserved + self.queued_tokens, kv_used=self.s + self.reserved,
+            max_running=self.B.copy(), kv_capacity=self.C.copy(),
+            free_slots=np.maximum(self.B - self.n - self.n_prefill - qlen, 0),
+            free_kv=np.maximum(self.C_admit - self.s - self.reserved - self.queued_tokens, 0),
+            waiting_ids=ids, waiting_arrival_s=self.arrival[ids], waiting_prompt=self.prompt[ids],
+            running_ids=rid, running_worker=self.act_worker[:c].copy(), running_prompt=self.prompt[rid],
+            running_decoded=self.act_done0[:c] + (self.step - self.act_start[:c]))
+
     # ------------------------------------------------------------------------------------------
     def _apply(self, placements, view: ClusterView) -> None:
         """Validate a policy's placements and put them into the workers' local queues."""
-        pol = self.policy.name
-        try:
-            req = np.asarray(placements[0], dtype=np.int64).reshape(-1)
-            wrk = np.asarray(placements[1], dtype=np.int64).reshape(-1)
-        except (TypeError, ValueError, IndexError) as e:
-            raise PlacementError(f"Policy {pol!r} at step {self.step} returned {type(placements).__name__}, "
-                                 "not Placements(requests, workers) of integer arrays.") from e
-        where = f"Policy {pol!r} at step {self.step} (t={self.now_s:.3f}s)"
-        if len(req) != len(wrk):
-            raise PlacementError(f"{where} returned {len(req)} requests but {len(wrk)} workers.")
-        if self.policy.family == DISPATCH and len(req) != len(self.pool):
-            missing = np.setdiff1d(self.pool, req)[:5].tolist()
-            raise PlacementError(f"{where} is a dispatch policy and must place every new request; "
-                                 f"it left {len(self.pool) - len(req)} unplaced (e.g. {missing}).")
+        req, wrk = validate_placements(placements, view.state, family=self.policy.family,
+                                       policy=self.policy.name)
         if len(req) == 0:
             return
         req_l, wrk_l = req.tolist(), wrk.tolist()
-        if min(req_l) < 0 or max(req_l) >= self.N or not self._in_pool[req].all():
-            bad = req[(req < 0) | (req >= self.N)]
-            bad = bad if len(bad) else req[~self._in_pool[req]]
-            raise PlacementError(f"{where} placed request {int(bad[0])}, which is not waiting at the "
-                                 "router (unknown, already placed, or not yet arrived).")
-        if len(req_l) > 1 and len(set(req_l)) != len(req_l):
-            u, c = np.unique(req, return_counts=True)
-            raise PlacementError(f"{where} placed request {int(u[c > 1][0])} twice in one decision.")
-        if min(wrk_l) < 0 or max(wrk_l) >= self.G:
-            bad = int(wrk[(wrk < 0) | (wrk >= self.G)][0])
-            raise PlacementError(f"{where} chose worker {bad}; workers are 0..{self.G - 1}.")
-        if self.policy.family != DISPATCH:
-            cnt = np.bincount(wrk, minlength=self.G)
-            tok = np.bincount(wrk, weights=self.prompt[req], minlength=self.G)
-            over_s = np.flatnonzero(cnt > view.free_slots)
-            if len(over_s):
-                g = int(over_s[0])
-                raise PlacementError(f"{where} placed {int(cnt[g])} requests on worker {g}, which has "
-                                     f"{int(view.free_slots[g])} free slot(s) (max_running="
-                                     f"{int(self.B[g])}). Respect view.free_slots.")
-            over_k = np.flatnonzero(tok > view.free_kv)
-            if len(over_k):
-                g = int(over_k[0])
-                raise PlacementError(f"{where} placed {int(tok[g])} prompt tokens on worker {g}, which "
-                                     f"has {int(view.free_kv[g])} free KV tokens. Respect view.free_kv.")
         self._in_pool[req] = False
         self.pool = self.pool[self._in_pool[self.pool]]
         self.req_worker[req] = wrk
@@ -428,7 +410,7 @@ class Simulator:
             # 2. decision
             if len(self.pool) and (dispatch or bool(
                     ((self.B - self.n - self.n_prefill - self.qlen) > 0).any())):
-                view = ClusterView(self)
+                view = ClusterView(self.snapshot())
                 t0 = time.perf_counter_ns()
                 pl = policy.decide(view)
                 decisions.append(time.perf_counter_ns() - t0)

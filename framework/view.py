@@ -1,19 +1,19 @@
 """The read-only cluster view a router sees each step (DESIGN.md section 4).
 
-It holds only what a real router can know: the waiting requests (id, arrival, prompt, age), per-worker
-load s_g, running count n_g, local-queue and prefill occupancy, free slots and free KV, and the running
-requests' prompt lengths and decoded-so-far counts. Output lengths are never here. Arrays are read-only
-numpy views; expensive fields are built lazily so a policy pays only for what it reads.
+A thin wrapper over a ``framework.state.ClusterState`` (filled by the simulator or the live backend):
+the waiting requests (id, arrival, prompt, age), per-worker load s_g, running count n_g, local-queue
+and prefill occupancy, free slots and free KV, and the running requests' prompt lengths and
+decoded-so-far counts. The state holds no output lengths and no handle on whoever filled it, so a
+policy cannot reach ground truth through the view; oracles go through framework.oracle.
 """
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from framework.simulator import Simulator
+from framework.state import ClusterState
 
 
 def _ro(a: np.ndarray) -> np.ndarray:
@@ -41,118 +41,106 @@ class Placements(NamedTuple):
 class ClusterView:
     """Snapshot of the cluster at the start of a step, as the router sees it (never output lengths)."""
 
-    __slots__ = ("_sim", "step", "now_s", "workers", "__dict__")
+    __slots__ = ("state", "step", "now_s", "workers", "__dict__")
 
-    def __init__(self, sim: "Simulator") -> None:
-        self._sim = sim
-        self.step: int = sim.step
-        self.now_s: float = sim.now_s
-        self.workers: int = sim.G
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+        self.step: int = state.step
+        self.now_s: float = state.now_s
+        self.workers: int = state.workers
 
     # --- per worker -------------------------------------------------------------------------
-    @cached_property
+    @property
     def loads(self) -> np.ndarray:
         """s_g: KV tokens of running (decoding) requests per worker."""
-        return _ro(self._sim.s.copy())
+        return self.state.loads
 
-    @cached_property
+    @property
     def running(self) -> np.ndarray:
         """n_g: decoding requests per worker."""
-        return _ro(self._sim.n.copy())
+        return self.state.running
 
-    @cached_property
+    @property
     def prefilling(self) -> np.ndarray:
         """Requests admitted and still in (chunked) prefill, per worker."""
-        return _ro(self._sim.n_prefill.copy())
+        return self.state.prefilling
 
-    @cached_property
+    @property
     def queued(self) -> np.ndarray:
         """Requests placed on a worker but not yet admitted (its local FCFS queue), per worker."""
-        return _ro(np.fromiter((len(q) for q in self._sim.local_queues), np.int64, self.workers))
+        return self.state.queued
 
-    @cached_property
+    @property
     def committed_tokens(self) -> np.ndarray:
         """KV tokens reserved by prefilling requests plus prompt tokens queued locally, per worker."""
-        return _ro(self._sim.reserved + self._sim.queued_tokens)
+        return self.state.committed_tokens
 
-    @cached_property
+    @property
     def max_running(self) -> np.ndarray:
-        return _ro(self._sim.B)
+        return self.state.max_running
 
-    @cached_property
+    @property
     def kv_capacity(self) -> np.ndarray:
-        return _ro(self._sim.C)
+        return self.state.kv_capacity
 
-    @cached_property
+    @property
     def free_slots(self) -> np.ndarray:
         """Requests a worker can still admit now: B_g - running - prefilling - queued."""
-        sim = self._sim
-        return _ro(np.maximum(sim.B - sim.n - sim.n_prefill - self.queued, 0))
+        return self.state.free_slots
 
-    @cached_property
+    @property
     def free_kv(self) -> np.ndarray:
         """KV tokens a worker can still admit now: C_g less the watermark, s_g and committed tokens."""
-        sim = self._sim
-        return _ro(np.maximum(sim.C_admit - sim.s - sim.reserved - sim.queued_tokens, 0))
+        return self.state.free_kv
 
     @cached_property
     def kv_usage(self) -> np.ndarray:
         """Fraction of KV capacity in use (s_g + reserved) / C_g, as engines report it."""
-        sim = self._sim
-        return _ro((sim.s + sim.reserved) / sim.C.astype(np.float64))
+        return _ro(self.state.kv_used / self.state.kv_capacity.astype(np.float64))
 
     # --- waiting requests (central pool, oldest first) ----------------------------------------
-    @cached_property
+    @property
     def waiting_ids(self) -> np.ndarray:
-        return _ro(np.fromiter(self._sim.pool, np.int64, len(self._sim.pool)))
+        return self.state.waiting_ids
 
     @property
     def num_waiting(self) -> int:
-        return len(self._sim.pool)
+        return len(self.state.waiting_ids)
 
-    @cached_property
+    @property
     def waiting_prompt(self) -> np.ndarray:
-        return _ro(self._sim.prompt[self.waiting_ids])
+        return self.state.waiting_prompt
 
-    @cached_property
+    @property
     def waiting_arrival_s(self) -> np.ndarray:
-        return _ro(self._sim.arrival[self.waiting_ids])
+        return self.state.waiting_arrival_s
 
     @cached_property
     def waiting_age_s(self) -> np.ndarray:
-        return _ro(self.now_s - self.waiting_arrival_s)
-
-    @cached_property
-    def new_ids(self) -> np.ndarray:
-        """Waiting requests that arrived since the previous decision (dispatch policies place these)."""
-        return self.waiting_ids
-
-    # --- running requests -----------------------------------------------------------------------
-    @cached_property
-    def _running_table(self) -> tuple[np.ndarray, ...]:
-        sim = self._sim
-        c = sim.act_count
-        ids = sim.act_id[:c].copy()
-        worker = sim.act_worker[:c].copy()
-        decoded = sim.act_done0[:c] + (sim.step - sim.act_start[:c])
-        return ids, worker, sim.prompt[ids], decoded
+        return _ro(self.now_s - self.state.waiting_arrival_s)
 
     @property
+    def new_ids(self) -> np.ndarray:
+        """Waiting requests that arrived since the previous decision (dispatch policies place these)."""
+        return self.state.waiting_ids
+
+    # --- running requests -----------------------------------------------------------------------
+    @property
     def running_ids(self) -> np.ndarray:
-        return _ro(self._running_table[0])
+        return self.state.running_ids
 
     @property
     def running_worker(self) -> np.ndarray:
-        return _ro(self._running_table[1])
+        return self.state.running_worker
 
     @property
     def running_prompt(self) -> np.ndarray:
-        return _ro(self._running_table[2])
+        return self.state.running_prompt
 
     @property
     def running_decoded(self) -> np.ndarray:
         """Tokens each running request has produced so far; its context is prompt + decoded."""
-        return _ro(self._running_table[3])
+        return self.state.running_decoded
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return (f"ClusterView(step={self.step}, t={self.now_s:.3f}s, waiting={self.num_waiting}, "

@@ -9,8 +9,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from algorithms._opt_model import (HighsSolver, PoolProblem, build_model, greedy_placement,
-                                   integral_solution, limit_violations, round_placement)
+from algorithms.opt.highs import HighsSolver
+from algorithms.opt.model import build_model
+from algorithms.opt.problem import PoolProblem, limit_violations
+from algorithms.opt.rounding import greedy_placement, integral_solution, round_placement
 from algorithms.lp import solve_rounded_lp
 from framework.errors import ConfigError
 from framework.policy import make_policy

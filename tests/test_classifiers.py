@@ -1,8 +1,6 @@
 """Termination classifiers: hand-worked survival values, shape/monotonicity, oracle access rules."""
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,12 +11,13 @@ from framework.classifier import available_classifiers, make_classifier
 from framework.errors import ConfigError, OracleAccessError
 from framework.oracle import OracleChannel
 from framework.policy import PolicyContext, make_policy
+from framework.state import ClusterState
 from framework.view import ClusterView
 from framework.workload import Workload
 
 
 class FakeSim:
-    """Exactly the simulator attributes ClusterView reads, set by hand (shared by the BR-0/BR-H tests).
+    """A hand-set cluster (shared by the BR-0/BR-H/LP tests); ``view()`` wraps it as a ClusterState.
 
     prompt/arrival are indexed by request id; ``running`` is a list of (id, worker, decoded) and
     ``pool`` the waiting ids, oldest first.
@@ -29,27 +28,21 @@ class FakeSim:
         self.G, self.step, self.now_s = G, step, now_s
         self.prompt = np.asarray(prompt, np.int64)
         self.arrival = np.linspace(0.0, 1.0, len(self.prompt))
-        run = list(running)
-        self.act_count = len(run)
-        self.act_id = np.array([r[0] for r in run], np.int64)
-        self.act_worker = np.array([r[1] for r in run], np.int64)
-        self.act_done0 = np.array([r[2] for r in run], np.int64)
-        self.act_start = np.full(len(run), step, np.int64)
-        loads = self.prompt[self.act_id] + self.act_done0 if run else np.zeros(0, np.int64)
-        self.s = np.bincount(self.act_worker, weights=loads, minlength=G).astype(np.int64)
-        self.n = np.bincount(self.act_worker, minlength=G).astype(np.int64)
-        self.n_prefill = np.zeros(G, np.int64)
-        self.reserved = np.zeros(G, np.int64) if committed is None else np.asarray(committed, np.int64)
-        self.queued_tokens = np.zeros(G, np.int64)
-        self.local_queues = [deque() for _ in range(G)]
+        self.running = list(running)
         self.pool = np.asarray(pool, np.int64)
-        self.B = np.full(G, B, np.int64) if free_slots is None else self.n + np.asarray(free_slots)
+        self.reserved = np.zeros(G, np.int64) if committed is None else np.asarray(committed, np.int64)
+        run_w = np.array([r[1] for r in self.running], np.int64)
+        loads = self.prompt[[r[0] for r in self.running]] + np.array([r[2] for r in self.running], np.int64)
+        s = np.bincount(run_w, weights=loads, minlength=G).astype(np.int64)
+        n = np.bincount(run_w, minlength=G).astype(np.int64)
+        self.B = np.full(G, B, np.int64) if free_slots is None else n + np.asarray(free_slots)
         self.C = (np.full(G, C, np.int64) if free_kv is None
-                  else self.s + self.reserved + np.asarray(free_kv, np.int64))
-        self.C_admit = self.C  # no watermark in these hand-made states
+                  else s + self.reserved + np.asarray(free_kv, np.int64))
 
     def view(self) -> ClusterView:
-        return ClusterView(self)
+        return ClusterView(ClusterState.build(
+            step=self.step, now_s=self.now_s, max_running=self.B, kv_capacity=self.C, prompt=self.prompt,
+            arrival_s=self.arrival, running=self.running, waiting=self.pool, reserved=self.reserved))
 
 
 def context(G=2, training=None, outputs=None, seed=0) -> PolicyContext:

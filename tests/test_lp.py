@@ -10,9 +10,10 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from algorithms._opt_model import (HighsSolver, PoolProblem, build_model, greedy_placement,
-                                   imbalance_objective, limit_violations, problem_from_view,
-                                   round_placement)
+from algorithms.opt.highs import HighsSolver
+from algorithms.opt.model import build_model
+from algorithms.opt.problem import PoolProblem, imbalance_objective, limit_violations, problem_from_view
+from algorithms.opt.rounding import greedy_placement, round_placement
 from framework.classifier import make_classifier
 from framework.errors import ConfigError
 from framework.oracle import OracleChannel

@@ -1,0 +1,56 @@
+"""Run-level metrics from the step and request logs (DESIGN.md section 2); the run summary uses them.
+
+avg_dp_imbalance: mean over steps with load of (max_g s_g - mean_g s_g) / max_g s_g (0 = perfect).
+balance_ratio: mean over steps with load of mean_g s_g / max_g s_g (TensorRT-LLM's form).
+idle_fraction: sum_k sum_g (T_k - t_g) / sum_k G*T_k (time-weighted wasted compute).
+imbalance_tokens: sum_k (G*max_g s_g - sum_g s_g), the load-unit objective J of analysis.objective.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def imbalance_metrics(load: np.ndarray, compute: np.ndarray, duration: np.ndarray) -> dict[str, float]:
+    """Imbalance figures from per-step arrays: load (K,G), compute t_g (K,G), duration T (K,)."""
+    K, G = load.shape if load.ndim == 2 else (0, 0)
+    out = {"avg_dp_imbalance": float("nan"), "balance_ratio": float("nan"), "idle_fraction": float("nan"),
+           "imbalance_tokens": 0.0, "steps_with_load": 0}
+    if K == 0:
+        return out
+    mx = load.max(axis=1).astype(np.float64)
+    mean = load.mean(axis=1)
+    has = mx > 0
+    out["steps_with_load"] = int(has.sum())
+    if has.any():
+        out["avg_dp_imbalance"] = float(np.mean((mx[has] - mean[has]) / mx[has]))
+        out["balance_ratio"] = float(np.mean(mean[has] / mx[has]))
+    out["imbalance_tokens"] = float(np.sum(G * mx - load.sum(axis=1)))
+    total = float(np.sum(G * duration))
+    out["idle_fraction"] = float(np.sum(duration[:, None] - compute) / total) if total > 0 else 0.0
+    return out
+
+
+def _pct(x: np.ndarray, q: float) -> float:
+    return float(np.percentile(x, q)) if len(x) else float("nan")
+
+
+def latency_metrics(arrival_s: np.ndarray, first_token_s: np.ndarray, finish_s: np.ndarray,
+                    output_tokens: np.ndarray) -> dict[str, float]:
+    """TTFT, TPOT percentiles and token throughput over completed requests."""
+    done = np.isfinite(finish_s)
+    ttft = first_token_s[done] - arrival_s[done]
+    multi = done & (output_tokens > 1)
+    tpot = (finish_s[multi] - first_token_s[multi]) / (output_tokens[multi] - 1)
+    span = (np.nanmax(finish_s) - arrival_s.min()) if done.any() else 0.0
+    return {
+        "ttft_p50_s": _pct(ttft, 50), "ttft_p99_s": _pct(ttft, 99), "ttft_mean_s": float(ttft.mean()) if len(ttft) else float("nan"),
+        "tpot_p50_s": _pct(tpot, 50), "tpot_p99_s": _pct(tpot, 99),
+        "throughput_tokens_per_s": float(output_tokens[done].sum() / span) if span > 0 else float("nan"),
+        "makespan_s": float(span),
+    }
+
+
+def decision_metrics(decision_ns: np.ndarray) -> dict[str, float]:
+    ms = decision_ns / 1e6
+    return {"decision_ms_p50": _pct(ms, 50), "decision_ms_p99": _pct(ms, 99),
+            "decision_ms_max": float(ms.max()) if len(ms) else float("nan"), "decisions": int(len(ms))}
