@@ -29,3 +29,22 @@ def safe_share(sweep_dir: Path, run_dir: str) -> float:
     m = L[k].max(axis=1) - L[k, w]
     safe = g["sum"].to_numpy() <= m
     return float(g["size"].to_numpy()[safe].sum() / max(1, g["size"].sum()))
+
+
+def metric(df: pd.DataFrame, key: str) -> pd.Series:
+    """A summary key, derived from today's keys where a run predates it (imbalance means per step)."""
+    if key in df.columns and df[key].notna().all():
+        return df[key].astype(float)
+    if key == "imbalance_tokens_mean":
+        return df["imbalance_tokens"] / df["steps_with_load"].clip(lower=1)
+    if key == "max_min_tokens_mean":
+        return pd.Series(np.nan, index=df.index)
+    raise KeyError(f"summary key {key!r} is in none of the runs")
+
+
+def tpot_p95_ms(sweep_dir: Path, run_dir: str) -> float:
+    """95th percentile of time per output token over completed requests with more than one token."""
+    r = requests(sweep_dir, run_dir)
+    r = r[np.isfinite(r["finish_s"]) & (r["output_tokens"] > 1)]
+    tpot = (r["finish_s"] - r["first_token_s"]) / (r["output_tokens"] - 1)
+    return float(np.percentile(tpot, 95) * 1e3) if len(tpot) else float("nan")

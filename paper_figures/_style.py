@@ -22,10 +22,12 @@ import pandas as pd  # noqa: E402
 from framework.errors import UserError  # noqa: E402
 
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
-_POLICY_COLOURS = {
-    "random": "#999999", "round_robin": "#F0E442", "p2c": "#CC79A7", "jsq": "#E69F00",
-    "least_kv": "#56B4E9", "vllm": "#D55E00", "sglang_total_tokens": "#CC79A7",
-    "br0": "#0072B2", "brh": "#009E73", "optimum": "#000000",
+_POLICY_COLOURS = {  # by variant name, then by policy name (the part before "_" options)
+    "random": "#999999", "round_robin": "#000000", "p2c": "#CC79A7", "jsq": "#E69F00",
+    "least_kv": "#56B4E9", "vllm": "#D55E00", "sglang_total_tokens": "#999999", "br0": "#0072B2",
+    "brh_survival": "#009E73", "brh_empirical": "#009E73", "brh_oracle": "#D55E00",
+    "brh_exact_match": "#F0E442", "brh_noisy_oracle": "#CC79A7", "brh_none": "#56B4E9", "brh": "#009E73",
+    "optimum": "#000000",
 }
 MARKERS = "osD^vP*Xh"
 PAPER_LABEL = "paper, 144-NPU testbed"
@@ -34,8 +36,11 @@ OURS_LABEL = "this simulator"
 
 def colour(policy: str, i: int = 0) -> str:
     """The policy's colour (by its base name), else the i-th Okabe-Ito colour."""
-    base = policy.split("[")[0].split(" ")[0].replace("_pool", "")
-    return _POLICY_COLOURS.get(base, OKABE_ITO[i % len(OKABE_ITO)])
+    name = policy.split("[")[0].split(" ")[0].replace("_pool", "")
+    for key in (name, name.split("_stale")[0], name.split("_")[0]):
+        if key in _POLICY_COLOURS:
+            return _POLICY_COLOURS[key]
+    return OKABE_ITO[i % len(OKABE_ITO)]
 
 
 def setup() -> None:
