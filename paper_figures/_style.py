@@ -37,8 +37,8 @@ OURS_LABEL = "this simulator"
 def colour(policy: str, i: int = 0) -> str:
     """The policy's colour (by its base name), else the i-th Okabe-Ito colour."""
     name = policy.split("[")[0].split(" ")[0].replace("_pool", "")
-    for key in (name, name.split("_stale")[0], name.split("_")[0]):
-        if key in _POLICY_COLOURS:
+    for key in sorted(_POLICY_COLOURS, key=len, reverse=True):  # the longest name it starts with
+        if name.startswith(key):
             return _POLICY_COLOURS[key]
     return OKABE_ITO[i % len(OKABE_ITO)]
 
