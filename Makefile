@@ -19,6 +19,16 @@ run: $(STAMP)
 test: $(STAMP)
 	BALANCEROUTE_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
+# the suite without tests marked slow (the quick loop while developing)
+test-quick: $(STAMP)
+	BALANCEROUTE_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+
+# the README's comparison table (full form, one process so decision times are not inflated);
+# COMPARE_ARGS=--quick for the 300-request form CI runs
+COMPARE_ARGS ?= --jobs 1
+compare: $(STAMP)
+	$(BIN)/python -m analysis.compare $(COMPARE_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/simulator.py
 

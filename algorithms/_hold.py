@@ -12,8 +12,9 @@ import numpy as np
 class HoldCounter:
     """Per-request hold counts, indexed by request id and grown on demand."""
 
-    def __init__(self, max_hold_steps: int) -> None:
+    def __init__(self, max_hold_steps: int, scope: int = 0) -> None:
         self.max_hold_steps = int(max_hold_steps)
+        self.scope = int(scope)  # > 0: only the oldest `scope` candidates count holds
         self._held = np.zeros(0, np.int64)
 
     def overdue(self, ids: np.ndarray) -> np.ndarray:
@@ -37,4 +38,6 @@ class HoldCounter:
             held[int(np.flatnonzero(adm)[-1]):] = False  # only those older than the youngest admitted
         else:
             return
+        if self.scope > 0:
+            held[self.scope:] = False
         self._held[ids[held]] += 1

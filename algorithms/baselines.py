@@ -1,9 +1,12 @@
-"""Load-oblivious and fresh-view dispatch baselines: round_robin, random, jsq, least_kv, p2c.
+"""Load-oblivious and fresh-view baselines: round_robin, random, jsq, least_kv, p2c.
 
-All are family DISPATCH: every arrival is placed at once into a worker's local FCFS queue. When several
-requests arrive in one step they are placed one at a time, oldest first, and each placement updates the
-policy's own copy of the counts before the next one, as a router that handles requests one by one
-would. The helpers at the top (worker counts from the view, first-minimum scans, config checks) are
+Default ``mode=dispatch`` (family DISPATCH): every arrival is placed at once into a worker's local FCFS
+queue. When several requests arrive in one step they are placed one at a time, oldest first, and each
+placement updates the policy's own copy of the counts before the next one, as a router that handles
+requests one by one would. ``mode=pool`` (family POOL, named e.g. ``jsq[pool]`` in results): requests
+wait at the router and are admitted FCFS into free capacity, each to the worker its rule picks among
+those with a free slot and KV room; when the oldest fits nowhere, nothing younger passes it (BF-IO's
+FCFS and JSQ are of this kind). Comparing BR-0 with a pool form separates *which* request from *where*. The helpers at the top (worker counts from the view, first-minimum scans, config checks) are
 shared with algorithms/vllm.py and algorithms/sglang.py.
 """
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from framework.errors import ConfigError
-from framework.policy import DISPATCH, Policy, PolicyConfig, PolicyContext, register_policy
+from framework.policy import DISPATCH, POOL, Policy, PolicyConfig, PolicyContext, register_policy
 from framework.view import ClusterView, Placements
 
 
@@ -75,26 +78,84 @@ class _ArgminTieBreak:
         return g
 
 
+MODES = ("dispatch", "pool")
+
+
+@dataclass
+class ModeConfig(PolicyConfig):
+    mode: str = field(default="dispatch", metadata={
+        "help": "dispatch (place on arrival into local queues) | pool (FCFS from the central pool into "
+                "free slots, worker by the rule)"})
+
+
+class _Moded(Policy):
+    """A baseline with a dispatch form (``decide``) and a pool form (``pool_pick``)."""
+
+    family = DISPATCH
+
+    def __init__(self, config: ModeConfig, context: PolicyContext) -> None:
+        super().__init__(config, context)
+        check_choice(self.name, "mode", config.mode, MODES)
+        if config.mode == "pool":
+            self.family = POOL
+            self.name = f"{type(self).name}[pool]"
+            self.decide = self._pool_decide  # type: ignore[method-assign]
+
+    def pool_start(self, view: ClusterView) -> None:
+        """Refresh per-decision counts before the pool form's placements (default: none)."""
+
+    def pool_pick(self, view: ClusterView, feasible: np.ndarray, j: int) -> int:  # pragma: no cover
+        raise NotImplementedError
+
+    def _pool_decide(self, view: ClusterView) -> Placements:
+        ids, prompt = view.waiting_ids, view.waiting_prompt.tolist()
+        rs = np.array(view.free_slots, np.int64)
+        rk = np.array(view.free_kv, np.int64)
+        n = min(len(ids), int(rs.sum()))
+        workers: list[int] = []
+        if n:
+            self.pool_start(view)
+        for j in range(n):
+            feasible = (rs > 0) & (rk >= prompt[j])
+            if not feasible.any():
+                break  # FCFS: the oldest waits for room, and so does everyone behind it
+            g = self.pool_pick(view, feasible, j)
+            rs[g] -= 1
+            rk[g] -= prompt[j]
+            workers.append(g)
+        return Placements.of(ids[:len(workers)], workers)
+
+
+def _masked(scores: np.ndarray, feasible: np.ndarray) -> np.ndarray:
+    """Scores with infeasible workers pushed past every feasible one."""
+    return np.where(feasible, scores.astype(np.float64), np.inf)
+
+
 # --- round robin and random -----------------------------------------------------------------------
 @dataclass
-class RoundRobinConfig(PolicyConfig):
+class RoundRobinConfig(ModeConfig):
     start: int = field(default=0, metadata={"help": "worker that receives the first request"})
 
 
 @register_policy("round_robin", config=RoundRobinConfig)
-class RoundRobin(Policy):
+class RoundRobin(_Moded):
     """Request j (in arrival order) goes to worker (start + j) mod G.
 
     Mirrors SGLang's DataParallelController.round_robin_scheduler (python/sglang/srt/managers/
     data_parallel_controller.py): a counter advanced by one per request, blind to load.
     """
 
-    family = DISPATCH
-
     def __init__(self, config: RoundRobinConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
         check_range(self.name, "start", config.start, 0, "an integer >= 0", integer=True)
         self.counter = int(config.start) % self.G
+
+    def pool_pick(self, view: ClusterView, feasible: np.ndarray, j: int) -> int:
+        """The next worker in cyclic order, from the counter, that has room."""
+        order = (self.counter + np.arange(self.G)) % self.G
+        g = int(order[int(np.argmax(feasible[order]))])
+        self.counter = (g + 1) % self.G
+        return g
 
     def decide(self, view: ClusterView) -> Placements:
         ids = view.new_ids
@@ -103,15 +164,18 @@ class RoundRobin(Policy):
         return Placements.of(ids, workers)
 
 
-@register_policy("random", config=PolicyConfig)
-class RandomDispatch(Policy):
+@register_policy("random", config=ModeConfig)
+class RandomDispatch(_Moded):
     """Each request goes to a worker drawn uniformly at random (seeded by the run's seed)."""
 
-    family = DISPATCH
-
-    def __init__(self, config: PolicyConfig, context: PolicyContext) -> None:
+    def __init__(self, config: ModeConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
         self.rng = context.rng(0)
+
+    def pool_pick(self, view: ClusterView, feasible: np.ndarray, j: int) -> int:
+        """Uniform among the workers with room."""
+        cand = np.flatnonzero(feasible)
+        return int(cand[self.rng.integers(len(cand))])
 
     def decide(self, view: ClusterView) -> Placements:
         ids = view.new_ids
@@ -120,15 +184,13 @@ class RandomDispatch(Policy):
 
 # --- join the shortest queue / least KV ------------------------------------------------------------
 @dataclass
-class ShortestConfig(PolicyConfig):
+class ShortestConfig(ModeConfig):
     tie_break: str = field(default="random", metadata={
         "help": "first (lowest worker index) | random (uniform among the tied workers, seeded)"})
 
 
-class _Shortest(Policy):
+class _Shortest(_Moded):
     """Place each request on the worker with the smallest fresh count, then add it to that count."""
-
-    family = DISPATCH
 
     def __init__(self, config: ShortestConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
@@ -140,6 +202,16 @@ class _Shortest(Policy):
 
     def increment(self, view: ClusterView) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def pool_start(self, view: ClusterView) -> None:
+        self._c = self.counts(view).astype(np.int64)
+        self._inc = self.increment(view).tolist()
+
+    def pool_pick(self, view: ClusterView, feasible: np.ndarray, j: int) -> int:
+        """The smallest count among the workers with room; the count then grows by the request."""
+        g = self.pick(_masked(self._c, feasible))
+        self._c[g] += self._inc[j]
+        return g
 
     def decide(self, view: ClusterView) -> Placements:
         ids = view.new_ids
@@ -177,35 +249,52 @@ class LeastKV(_Shortest):
 
 # --- power of two choices --------------------------------------------------------------------------
 @dataclass
-class P2CConfig(PolicyConfig):
+class P2CConfig(ModeConfig):
     signal: str = field(default="requests", metadata={
         "help": "requests (running + prefilling + queued) | kv (s_g + committed KV tokens)"})
 
 
 @register_policy("p2c", config=P2CConfig)
-class PowerOfTwo(Policy):
+class PowerOfTwo(_Moded):
     """Power of two choices: sample two distinct workers uniformly, place on the less loaded one.
 
     Load is the fresh count of the chosen signal plus this step's earlier placements; a tie keeps the
     first of the two samples (itself uniform), so no worker index is favoured.
     """
 
-    family = DISPATCH
-
     def __init__(self, config: P2CConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
         check_choice(self.name, "signal", config.signal, ("requests", "kv"))
         self.rng = context.rng(0)
+
+    def _signal(self, view: ClusterView) -> tuple[np.ndarray, list]:
+        if self.config.signal == "kv":
+            return worker_tokens(view).astype(np.int64), view.waiting_prompt.tolist()
+        return worker_requests(view).astype(np.int64), [1] * len(view.waiting_prompt)
+
+    def pool_start(self, view: ClusterView) -> None:
+        self._load, self._inc = self._signal(view)
+
+    def pool_pick(self, view: ClusterView, feasible: np.ndarray, j: int) -> int:
+        """Two distinct workers drawn among those with room; the less loaded (the first on a tie)."""
+        cand = np.flatnonzero(feasible)
+        if len(cand) == 1:
+            g = int(cand[0])
+        else:
+            a = int(self.rng.integers(len(cand)))
+            b = int(self.rng.integers(len(cand) - 1))
+            b += b >= a
+            x, y = int(cand[a]), int(cand[b])
+            g = y if self._load[y] < self._load[x] else x
+        self._load[g] += self._inc[j]
+        return g
 
     def decide(self, view: ClusterView) -> Placements:
         ids = view.new_ids
         n, G = len(ids), self.G
         if G == 1:
             return Placements.of(ids, np.zeros(n, np.int64))
-        if self.config.signal == "kv":
-            load, inc = worker_tokens(view).astype(np.int64), view.waiting_prompt.tolist()
-        else:
-            load, inc = worker_requests(view).astype(np.int64), [1] * n
+        load, inc = self._signal(view)
         a = self.rng.integers(0, G, size=n)
         b = self.rng.integers(0, G - 1, size=n)
         b = b + (b >= a)  # a second worker, distinct from the first, uniform over the other G-1

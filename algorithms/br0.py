@@ -1,70 +1,12 @@
-"""BR-0: the two-stage decomposition of the joint F-score (DESIGN.md sections 3 and 5), family POOL.
+"""BR-0: the F-score of DESIGN.md section 3 maximised each decision step, family POOL.
 
-Each step the router looks at a window of the oldest waiting requests and maximises the joint value
-V = sum_g D_g - G * max_g (D_g - m_g)^+ (algorithms.fscore):
-
-Stage 1 picks an envelope raise u >= 0. Candidates (our reading of "the overflow each candidate request
-would cause"): u = 0, and for every request that does not fit in the u = 0 packing, the overflow it would
-cause on the best worker at the moment it was rejected (the smallest raise that lets it in). At most
-``max_u_candidates`` of them are tried, spread evenly over the sorted distinct values.
-Stage 2, for each u: capacities c_g = m_g + u; the window is packed largest-first (ties: older first)
-into the feasible worker (free slot and KV room, view.free_slots / view.free_kv) with the most remaining
-capacity c_g - D_g; a request that fits nowhere is left out. The realised value V is computed exactly and
-the best u is kept (ties: the smaller u).
-
-Work conservation (default): the router admits K = min(waiting, free slots) requests.
-- If every waiting request has a slot (waiting <= free slots), there is nothing to select: all are placed
-  largest-first into the worker with the most remaining capacity, i.e. LPT list scheduling on the loads
-  s_g + D_g, and u plays no role (it shifts every capacity alike), so stage 1 is skipped.
-- Otherwise the packing chooses which K to admit; if fewer than K fit within c_g, the rest are forced:
-  ``force_order`` picks which of the left-out requests (oldest first by default), and each goes, largest
-  first, to the feasible worker with the most remaining capacity (which overflows least). Forced
-  placements count in V, so stage 1 sees their cost.
-Without work conservation only what fits within c_g is admitted.
-
-Overdue requests (held ``max_hold_steps`` decisions) are placed first; one that finds no slot or KV room
-anywhere blocks every younger request that step, as the head of a FCFS queue does, so room accumulates
-until it fits. The candidate window holds at least the K requests a step can admit, where K counts free
-slots and, when KV binds, how many of the oldest requests the free KV can hold. Measured on
-azure_conv_2023 x32 with a 120k-token KV pool (h200_dsv3, seed 0 window): without these two rules the
-KV-bound pool packed largest-first over the whole queue, TTFT p99 41.5 s against 30-35 s for the
-dispatch baselines; with them 30.6 s, throughput 15.7k tok/s against 14.5-15.2k.
-Bounded hold (both modes): a candidate left out while a younger one was admitted, or while a slot stayed
-free, counts one deliberate hold; after ``max_hold_steps`` of them it is forced in first (oldest first
-if there are more such requests than slots). Without this bound, selecting from a window starves large
-requests (TTFT p99 100+ s in the runs below).
-
-Choices measured in the simulator (Azure conv 2023, 3000 requests at 4x rate from rows 2000, 6000,
-10000, 14000; 8 workers x 16 slots; avg DP imbalance, then TTFT p99 in s):
-- window 256 vs 1 (= FCFS set, LPT placement): 0.113/0.170/0.149/0.114 vs 0.177/0.245/0.209/0.205
-  imbalance; TTFT p99 33/17/9/17 vs 26/13/4/9. Selecting from a window is what buys the balance.
-- max_hold_steps 50 / 100 / 200 / unbounded: imbalance 0.138/0.113/0.105/0.110 (rows 2000),
-  0.211/0.170/0.158/0.195 (6000), 0.160/0.149/0.145/0.144 (10000), 0.143/0.114/0.113/0.182 (14000);
-  TTFT p99 29/33/40/123, 15/17/24/101, 7/9/13/16, 12/17/24/116. Default 100: most of the balance of
-  200 at a smaller tail-latency cost.
-- force_order oldest vs smallest (hold 50): 0.138/0.211/0.160/0.143 vs 0.141/0.205/0.161/0.157;
-  smallest is the better choice for one step's value (exhaustive search below: exact in 86% vs 80% of
-  small random states) but not over a run, so oldest is the default.
-- stage 1 (max_u_candidates 8 vs 0; hold unbounded at rows 2000, 50 elsewhere): 0.110/0.211/0.160/
-  0.143 vs 0.106/0.210/0.160/0.146, i.e. neutral over a run; it does fix single-step mistakes (see
-  tests; on another 300 random states it raised the exact rate from 55% to 73%), so it stays on.
-- work_conserving false: at 2.5x rate (no saturation) imbalance 0.118 vs 0.189, TTFT p99 2.9 s vs
-  0.06 s: deliberate holding buys balance with latency, hence off by default.
-Against exhaustive search over placements (tests/test_br0.py, the 300 seeded random states of
-test_br0_gap_to_exhaustive_optimum_is_small, G <= 3, N <= 6, slots 0-3 per worker): exact in 80%
-(work-conserving) and 90% (not) of states; mean gap 2.3% and 0.3% of the candidates' prompt tokens; a
-miss costs 12% and 3.5% on average, 69% and 30% at worst. Misses come from LPT's list-scheduling error
-and from forcing the oldest rather than the smallest (force_order=smallest: exact in 86%, mean 1.0%).
-
-Load seen by the router: s_g + committed_g (tokens of requests admitted but still in prefill or queued
-locally after a preemption): they will be in the envelope before any new request, so margins use them.
-
-Cost per decision: one sort of the window, then per u one pass of N requests over G workers, i.e.
-O(#u * (N log N + N*G)) with a linear scan for the best worker. A binary heap (O(N log G)) was built and
-measured: one sift costs about 140 ns against about 160 ns for a 144-wide scan, so at G = 32 a plan took
-0.55 ms with the heap vs 0.29 ms with the scan and at G = 144 both took 0.8 ms; the scan stays (it also
-serves BR-H's multi-column fit test, which a one-key heap cannot).
-The pass is a numba kernel shared with BR-H (algorithms.brh), which calls it with H+1 columns.
+Two decompositions (``policy.decomposition``): ``paper`` (default), the paper's greedy stage and
+per-worker subset DP (algorithms._twostage); ``envelope``, the earlier reading kept for comparison: an
+envelope raise u chosen from a few candidates (stage 1), then largest-first packing of the window into
+the roomiest feasible worker under capacities m_g + u (stage 2, ``plan``/``pack_kernel`` below, shared
+with BR-H's envelope form). Both are work-conserving by default (admit min(waiting, free slots)), place
+overdue requests first (algorithms._hold), and read loads as s_g + committed tokens.
+Why each choice was made, and what it measured: docs/br0.md.
 """
 from __future__ import annotations
 
@@ -75,11 +17,13 @@ import numpy as np
 from numba import njit
 
 from algorithms._hold import HoldCounter
+from algorithms._twostage import MAX_RMAX, two_stage
 from framework.errors import ConfigError
 from framework.policy import POOL, Policy, PolicyConfig, PolicyContext, register_policy
 from framework.view import ClusterView, Placements
 
 TIE_BREAKS = ("index", "fewest_running", "random")
+DECOMPOSITIONS = ("paper", "envelope")
 FORCE_ORDERS = ("oldest", "smallest")
 
 # kernel modes
@@ -92,13 +36,21 @@ class Br0Config(PolicyConfig):
     """Options of BR-0 (also inherited by BR-H)."""
 
     name: str = "br0"
-    window: int = field(default=256, metadata={
+    decomposition: str = field(default="paper", metadata={
+        "help": "paper (greedy stage + per-worker subset DP) | envelope (envelope raise + LPT packing)"})
+    s_greedy: int = field(default=8, metadata={
+        "help": "paper: greedy stage while total free slots exceed this"})
+    r_max: int = field(default=4, metadata={
+        "help": "paper: candidates (best single F first) a worker's subset DP chooses from, <= 16"})
+    window: int = field(default=384, metadata={
         "help": "candidate window: the oldest this-many waiting requests (at least the K admitted)"})
     work_conserving: bool = field(default=True, metadata={
         "help": "admit min(waiting, free slots) every step; false = admit only what fits in c_g"})
     max_hold_steps: int = field(default=100, metadata={
         "help": "a request deliberately held (bypassed by a younger one, or left out while a slot "
                 "stayed free) this many decisions is forced in"})
+    hold_scope: int = field(default=1, metadata={
+        "help": "only the oldest this-many waiting requests count holds (0 = every candidate)"})
     max_u_candidates: int = field(default=8, metadata={"help": "stage-1 envelope raises tried (besides 0)"})
     force_order: str = field(default="oldest", metadata={
         "help": "which left-out requests fill the remaining slots: oldest | smallest"})
@@ -109,10 +61,18 @@ class Br0Config(PolicyConfig):
 def validate_br0(cfg: Br0Config) -> None:
     """Raise ConfigError naming the bad key."""
     n = cfg.name or "br0"
+    if cfg.decomposition not in DECOMPOSITIONS:
+        raise ConfigError(f"policy.decomposition={cfg.decomposition!r} ({n}) must be one of {DECOMPOSITIONS}.")
+    if cfg.s_greedy < 0:
+        raise ConfigError(f"policy.s_greedy={cfg.s_greedy} ({n}) must be >= 0.")
+    if not 1 <= cfg.r_max <= MAX_RMAX:
+        raise ConfigError(f"policy.r_max={cfg.r_max} ({n}) must be in 1..{MAX_RMAX} (2^r_max subsets).")
     if cfg.window < 1:
         raise ConfigError(f"policy.window={cfg.window} ({n}) must be >= 1.")
     if cfg.max_hold_steps < 0:
         raise ConfigError(f"policy.max_hold_steps={cfg.max_hold_steps} ({n}) must be >= 0.")
+    if cfg.hold_scope < 0:
+        raise ConfigError(f"policy.hold_scope={cfg.hold_scope} ({n}) must be >= 0 (0 = every candidate).")
     if cfg.max_u_candidates < 0:
         raise ConfigError(f"policy.max_u_candidates={cfg.max_u_candidates} ({n}) must be >= 0.")
     if cfg.force_order not in FORCE_ORDERS:
@@ -332,6 +292,8 @@ def warm_kernel() -> None:
         two = np.ones(2, np.int64)
         plan(np.ones((2, 1)), np.ones(1), np.zeros((2, 1)), two, two, 10 * two, np.arange(2),
              work_conserving=False)
+        two_stage(np.zeros((2, 1)), np.ones(1), 1.0, 2.0, two, two, 10 * two, np.zeros(2, np.bool_), 0, 4,
+                  True)
         _KERNEL_READY = True
 
 
@@ -345,7 +307,7 @@ class PoolRouterBase(Policy):
         validate_br0(config)
         warm_kernel()
         self._rng = context.rng(0xB20)
-        self.holds = HoldCounter(config.max_hold_steps)
+        self.holds = HoldCounter(config.max_hold_steps, config.hold_scope)
         self.last_plan: Plan | None = None
 
     def window_ids(self, view: ClusterView) -> tuple[np.ndarray, np.ndarray]:
@@ -386,6 +348,26 @@ class PoolRouterBase(Policy):
         """s_g plus tokens already committed to the worker (prefill reservations, local queue)."""
         return view.loads + view.committed_tokens
 
+    def paper_step(self, view: ClusterView, ids: np.ndarray, prompt: np.ndarray, L: np.ndarray,
+                   d: np.ndarray, alpha: float, beta: float, forced: np.ndarray | None) -> Placements:
+        """The paper's two stages (algorithms._twostage) over the window."""
+        cfg = self.config
+        if forced is None:
+            forced = np.zeros(len(ids), np.bool_)
+        a = two_stage(np.ascontiguousarray(L, np.float64), np.ascontiguousarray(d, np.float64),
+                      float(alpha), float(beta), np.array(prompt, np.int64),
+                      np.array(view.free_slots, np.int64), np.array(view.free_kv, np.int64),
+                      np.asarray(forced, np.bool_), int(cfg.s_greedy), int(cfg.r_max),
+                      bool(cfg.work_conserving))
+        sel = a >= 0
+        D = np.bincount(a[sel], weights=np.asarray(prompt, np.float64)[sel], minlength=self.G)
+        m = L.max(axis=0) - L
+        over = np.maximum((D[:, None] - m).max(axis=0), 0.0)
+        value = float(d @ (alpha * D.sum() - beta * over)) if beta == self.G else float("nan")
+        self.last_plan = Plan(a, value, 0.0, 1)  # value: the joint F-score (br0's, or brh with beta = G)
+        self.record_holds(ids, a, int(view.free_slots.sum()))
+        return Placements(ids[sel].astype(np.int64), a[sel])
+
     def to_placements(self, view: ClusterView, ids: np.ndarray, pl: Plan) -> Placements:
         self.last_plan = pl
         self.record_holds(ids, pl.assign, int(view.free_slots.sum()))
@@ -403,6 +385,8 @@ class BR0(PoolRouterBase):
             return Placements.empty()
         forced = self.forced_mask(view, ids)
         s = self.base_loads(view).astype(np.float64)
+        if self.config.decomposition == "paper":
+            return self.paper_step(view, ids, prompt, s[:, None], _ONE, 1.0, float(self.G), forced)
         m = (s.max() - s)[:, None]
         A = prompt.astype(np.float64)[:, None]
         pl = plan(A, _ONE, m, prompt, view.free_slots, view.free_kv, self.worker_order(view),
@@ -412,7 +396,7 @@ class BR0(PoolRouterBase):
         return self.to_placements(view, ids, pl)
 
     def describe(self) -> dict[str, Any]:
-        return {}
+        return {"decomposition": self.config.decomposition}
 
 
 _ONE = np.ones(1)

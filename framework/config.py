@@ -5,13 +5,17 @@ Hydra with the key's name. Policy configs are registered by ``framework.policy.r
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from framework.cluster import ClusterConfig, CostConfig
+from framework.errors import ConfigError, unknown_key_message
 
 
 @dataclass
@@ -30,15 +34,22 @@ class WorkloadConfig:
     duration_s: Optional[float] = field(default=None, metadata={"help": "window length (trace seconds)"})
     max_requests: Optional[int] = field(default=None, metadata={"help": "simulate at most this many"})
     train_fraction: float = field(default=0.1, metadata={
-        "help": "head of the trace kept as history for learned classifiers, never simulated"})
+        "help": "this share of the window's first requests is history for learned classifiers, never "
+                "simulated (0 = simulate every request); with max_requests it comes on top"})
     # arrival process for synthetic and lengths-only workloads
-    arrival: str = field(default="poisson", metadata={"help": "poisson | gamma | varying"})
+    arrival: str = field(default="poisson", metadata={
+        "help": "poisson | gamma | varying | backlog (every request at t = 0)"})
     rate_rps: float = field(default=40.0, metadata={"help": "mean arrival rate (requests/s)"})
     burst_cv: float = field(default=3.0, metadata={"help": "gamma: coefficient of variation of gaps"})
     rate_period_s: float = field(default=60.0, metadata={"help": "varying: period of the rate sinusoid"})
     rate_amplitude: float = field(default=0.5, metadata={"help": "varying: relative amplitude in [0,1)"})
     num_requests: int = field(default=3000, metadata={"help": "synthetic / lengths: requests generated"})
     seed: Optional[int] = field(default=None, metadata={"help": "defaults to the run's seed"})
+    min_output_tokens: Optional[int] = field(default=None, metadata={
+        "help": "keep only requests with at least this many output tokens (every kind; applied before "
+                "the window's row cap and the train split)"})
+    max_output_tokens: Optional[int] = field(default=None, metadata={
+        "help": "keep only requests with at most this many output tokens (every kind)"})
 
 
 @dataclass
@@ -48,11 +59,15 @@ class RunConfig:
     policy: Any = MISSING
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    seed: int = 0
+    seed: int = field(default=0, metadata={
+        "help": "drives every random choice: synthetic and sharegpt draws, random/p2c, noisy_oracle; "
+                "a trace (trace, mooncake, azure_*) has the same requests for every seed"})
     progress: bool = field(default=True, metadata={"help": "progress bar on stderr"})
     check_invariants: bool = field(default=False, metadata={"help": "verify bookkeeping every step (slow)"})
-    max_steps: int = 100_000_000
+    max_steps: int = field(default=100_000_000, metadata={"help": "stop the simulation after this many steps"})
     debug: bool = field(default=False, metadata={"help": "show tracebacks on errors"})
+    backend: Any = field(default_factory=lambda: {"name": "sim"}, metadata={
+        "help": "sim (simulate) | live (a real deployment: framework/live, docs/live.md)"})
 
 
 def register_configs() -> None:
@@ -62,3 +77,57 @@ def register_configs() -> None:
     # schemas live outside the selectable groups so they do not show up as options
     cs.store(group="schema/workload", name="workload", node=WorkloadConfig)
     cs.store(group="schema/cluster", name="cluster", node=ClusterConfig)
+    from framework.live.config import register_backend_configs  # backend=sim|live schemas
+
+    register_backend_configs()
+
+
+# keys that change how a run reports, never what it computes: left out of the config hash
+_NOT_HASHED = ("progress", "debug", "check_invariants")
+
+
+def check_keys(cfg: DictConfig) -> None:
+    """Reject every key the schema does not define, including ones added with Hydra's ``+`` prefix.
+
+    Hydra's ``+key=value`` (and ``++``) switches the struct check off for that key, so a misspelt
+    ``+workload.max_request=100`` would otherwise run, silently ignoring the option it meant to set.
+    """
+    from framework.policy import get_policy_class
+
+    schemas: dict[str, type] = {"workload": WorkloadConfig, "cluster": ClusterConfig}
+    if isinstance(cfg.get("policy"), DictConfig) and cfg.policy.get("name"):
+        schemas["policy"] = get_policy_class(str(cfg.policy.name)).config_class
+    _check_node(cfg, RunConfig, "", schemas)
+
+
+def _check_node(node: DictConfig, schema: type, prefix: str, overrides: dict[str, type]) -> None:
+    known = {f.name: f for f in fields(schema)}
+    types = _field_types(schema)
+    for key in node.keys():
+        key = str(key)
+        full = prefix + key
+        if key not in known:
+            raise ConfigError(unknown_key_message(full, known))
+        sub = overrides.get(full) or types.get(key)
+        value = node._get_node(key)
+        if isinstance(value, DictConfig) and isinstance(sub, type) and is_dataclass(sub):
+            _check_node(value, sub, full + ".", overrides)
+
+
+def _field_types(schema: type) -> dict[str, Any]:
+    """Field types with string annotations (``from __future__ import annotations``) resolved."""
+    try:
+        return typing.get_type_hints(schema)
+    except Exception:  # an annotation that cannot be resolved here: check this level only
+        return {f.name: f.type for f in fields(schema) if isinstance(f.type, type)}
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A short hash of the resolved config, stored in summary.json so a finished run can be matched
+    against the run a tool asks for (same folder name is not enough: --quick and full runs differ)."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(data, dict)
+    for k in (*_NOT_HASHED, "hydra"):
+        data.pop(k, None)
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -4,6 +4,10 @@ avg_dp_imbalance: mean over steps with load of (max_g s_g - mean_g s_g) / max_g 
 balance_ratio: mean over steps with load of mean_g s_g / max_g s_g (TensorRT-LLM's form).
 idle_fraction: sum_k sum_g (T_k - t_g) / sum_k G*T_k (time-weighted wasted compute).
 imbalance_tokens: sum_k (G*max_g s_g - sum_g s_g), the load-unit objective J of analysis.objective.
+imbalance_tokens_mean / max_min_tokens_mean: the papers' per-step means, in KV tokens, of G*max - sum
+and of max - min over steps with load (the BalanceRoute summaries report one or the other); each also
+``*_to_last_admit``: over steps 0..last admission only, BF-IO's cut, which leaves out the drain after
+the pool empties (there every policy is reduced to waiting for the last requests).
 """
 from __future__ import annotations
 
@@ -27,6 +31,33 @@ def imbalance_metrics(load: np.ndarray, compute: np.ndarray, duration: np.ndarra
     out["imbalance_tokens"] = float(np.sum(G * mx - load.sum(axis=1)))
     total = float(np.sum(G * duration))
     out["idle_fraction"] = float(np.sum(duration[:, None] - compute) / total) if total > 0 else 0.0
+    return out
+
+
+def paper_imbalance_metrics(load: np.ndarray, last_admit_step: int | None = None) -> dict[str, float]:
+    """Per-step means of G*max - sum and max - min, in tokens, over steps with load; and to the cut.
+
+    load is the (K, G) per-step load matrix; last_admit_step the step of the last admission (None or
+    < 0: no cut is possible and the *_to_last_admit figures are NaN). The cut keeps steps 0..last
+    admission, loaded or not, as BF-IO's evaluation does.
+    """
+    nan = float("nan")
+    out = {"imbalance_tokens_mean": nan, "max_min_tokens_mean": nan,
+           "imbalance_tokens_mean_to_last_admit": nan, "max_min_tokens_mean_to_last_admit": nan}
+    if load.ndim != 2 or load.shape[0] == 0:
+        return out
+    G = load.shape[1]
+    mx = load.max(axis=1).astype(np.float64)
+    imb = G * mx - load.sum(axis=1)
+    spread = mx - load.min(axis=1)
+    has = mx > 0
+    if has.any():
+        out["imbalance_tokens_mean"] = float(imb[has].mean())
+        out["max_min_tokens_mean"] = float(spread[has].mean())
+    if last_admit_step is not None and last_admit_step >= 0:
+        cut = min(int(last_admit_step) + 1, len(imb))
+        out["imbalance_tokens_mean_to_last_admit"] = float(imb[:cut].mean())
+        out["max_min_tokens_mean_to_last_admit"] = float(spread[:cut].mean())
     return out
 
 

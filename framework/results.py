@@ -9,7 +9,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -48,17 +48,58 @@ def requests_frame(res: SimResult, workload: Workload) -> pd.DataFrame:
     })
 
 
-def _atomic(path: Path, write) -> None:
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask can only set it) where Linux allows."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. a platform that cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, write: Callable[[str], Any]) -> None:
+    """Write ``path`` through a temp file in the same folder, then rename it into place.
+
+    mkstemp creates the temp file 0600 (so no other user can read it half written); before the rename
+    it gets the mode a plain open() would have given it (0666 less the umask), so a colleague or a
+    shared sweep folder can read the results as they can read Hydra's .hydra/.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+_atomic = write_atomic  # the earlier private name, kept for callers not yet moved
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -66,13 +107,11 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=False, default=_jsonable)
             f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-    _atomic(Path(path), w)
+    write_atomic(Path(path), w)
 
 
 def write_parquet_atomic(path: Path, df: pd.DataFrame) -> None:
-    _atomic(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
+    write_atomic(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def _jsonable(o: Any) -> Any:

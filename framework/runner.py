@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from framework.metrics import decision_metrics, imbalance_metrics, latency_metrics
+from framework.metrics import decision_metrics, imbalance_metrics, latency_metrics, paper_imbalance_metrics
 from framework.cluster import ClusterConfig
 from framework.config import WorkloadConfig
 from framework.errors import ConfigError
@@ -78,6 +78,7 @@ def summarize(res: SimResult, workload: Workload, policy: str, context: PolicyCo
         "requests_completed": completed, "steps": res.steps,
     }
     s.update(imbalance_metrics(res.step_load, np.asarray(res.step_compute), res.step_duration))
+    s.update(paper_imbalance_metrics(res.step_load, int(res.req_admit_step.max())))
     s.update(latency_metrics(workload.arrival_s, res.req_first_token_s, res.req_finish_s,
                              workload.output_tokens))
     s.update(decision_metrics(res.decision_ns))

@@ -357,3 +357,59 @@ def test_simulator_reports_each_completion_once_with_its_worker():
     assert sorted(ids.tolist()) == list(range(len(w)))  # every request exactly once
     np.testing.assert_array_equal(wk, res.req_worker[ids])
     assert res.req_preemptions.sum() > 0  # preempted requests were not reported twice
+
+
+# --- pool forms (policy.mode=pool) -----------------------------------------------------------------
+POOL_FORMS = ["round_robin", "random", "jsq", "least_kv", "p2c"]
+
+
+@pytest.mark.parametrize("name", POOL_FORMS)
+def test_pool_form_is_named_fcfs_and_respects_room(name):
+    from tests.test_classifiers import FakeSim
+
+    # worker 0: one slot; worker 1: two slots but KV room for 100 tokens only; 5 waiting, oldest first
+    sim = FakeSim(2, [10, 20, 300, 40, 50], pool=[0, 1, 2, 3, 4], free_slots=[1, 2], free_kv=[10**6, 100])
+    p = make(name, 2, mode="pool")
+    assert p.family == "pool" and p.name == f"{name}[pool]"
+    pl = p.decide(sim.view())
+    req, wrk = pl.requests.tolist(), pl.workers.tolist()
+    assert req == list(range(len(req)))  # FCFS: a prefix of the waiting requests, in order
+    cnt = np.bincount(wrk, minlength=2)
+    assert (cnt <= [1, 2]).all()
+    tok = np.bincount(wrk, weights=np.array([10, 20, 300, 40, 50])[req], minlength=2)
+    assert tok[1] <= 100
+    # request 2 (300 tokens) fits only worker 0; if worker 0 is already full, FCFS stops there
+    if 2 not in req:
+        assert 0 in wrk and len(req) == 2
+
+
+def test_pool_jsq_and_least_kv_pick_by_their_rule():
+    from tests.test_classifiers import FakeSim
+
+    # loads: w0 runs one 500-token request, w1 two 10-token ones; 2 free slots each
+    sim = FakeSim(2, [500, 10, 10, 7, 8], running=[(0, 0, 0), (1, 1, 0), (2, 1, 0)], pool=[3, 4],
+                  free_slots=[2, 2])
+    # jsq: fewest requests: w0 (1 < 2) takes 3, then 2 vs 2 ties -> first: w0 takes 4
+    assert make("jsq", 2, mode="pool", tie_break="first").decide(sim.view()).workers.tolist() == [0, 0]
+    # least_kv: fewest tokens: w1 (20) takes 3 (27), then 4 (35) as 35 < 500
+    assert make("least_kv", 2, mode="pool").decide(sim.view()).workers.tolist() == [1, 1]
+    # round robin skips a full worker and keeps its counter across decisions
+    rr = make("round_robin", 2, mode="pool")
+    assert rr.decide(sim.view()).workers.tolist() == [0, 1]
+
+
+def test_bad_mode_is_a_config_error():
+    with pytest.raises(ConfigError, match="mode"):
+        make("jsq", 2, mode="central")
+
+
+@pytest.mark.parametrize("name", POOL_FORMS)
+def test_pool_form_end_to_end(name):
+    wl = Workload("w", np.zeros(200), np.random.default_rng(0).integers(10, 500, 200),
+                  np.random.default_rng(1).integers(1, 50, 200))
+    cl = ClusterConfig(workers=4, max_running=8, kv_capacity_tokens=5000)
+    out = run_policy({"name": name, "mode": "pool"}, wl, cl, seed=0, check_invariants=True)
+    assert out.summary["requests_completed"] == 200 and out.summary["policy"] == f"{name}[pool]"
+    admit = out.result.req_admit_step
+    # FCFS from the pool: admission steps never decrease with arrival order (all arrive at t = 0)
+    assert (np.diff(admit) >= 0).all()

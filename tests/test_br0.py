@@ -251,18 +251,22 @@ def test_stage1_prefers_a_small_overflow_to_a_tiny_request():
     # worker 0 carries 100 tokens and has no slot; worker 1 is empty (margin 100) with one slot.
     # u = 0 admits the 10-token request (V = 10); u = 1 lets the 101-token one in: V = 101 - 2*1 = 99.
     sim = FakeSim(2, [100, 10, 101], running=[(0, 0, 0)], pool=[1, 2], free_slots=[0, 1])
-    pol = make_policy("br0", ctx(2))
+    pol = make_policy({"name": "br0", "decomposition": "envelope"}, ctx(2))
     pl = pol.decide(sim.view())
     assert pl.requests.tolist() == [2] and pl.workers.tolist() == [1]
     assert pol.last_plan.value == 99 and pol.last_plan.u == 1
-    greedy = make_policy({"name": "br0", "max_u_candidates": 0}, ctx(2)).decide(sim.view())
+    # the paper's decomposition scores the two singletons directly: F(10) = 10 < F(101) = 99
+    paper = make_policy("br0", ctx(2))
+    assert paper.decide(sim.view()).requests.tolist() == [2] and paper.last_plan.value == 99
+    greedy = make_policy({"name": "br0", "decomposition": "envelope", "max_u_candidates": 0},
+                         ctx(2)).decide(sim.view())
     assert greedy.requests.tolist() == [1]
 
 
 def test_all_waiting_fit_in_slots_is_lpt():
     # empty cluster, prompts 5 4 3 3 3: 5->w0, 4->w1, 3->w1 (rem -5 vs -4), 3->w0, 3->w1 (-8 vs -7)
     sim = FakeSim(2, [5, 4, 3, 3, 3], pool=[0, 1, 2, 3, 4], free_slots=[3, 3])
-    pol = make_policy("br0", ctx(2))
+    pol = make_policy({"name": "br0", "decomposition": "envelope"}, ctx(2))
     pl = pol.decide(sim.view())
     assert dict(zip(pl.requests.tolist(), pl.workers.tolist())) == {0: 0, 1: 1, 2: 1, 3: 0, 4: 1}
     assert pol.last_plan.value == 18 - 2 * 10

@@ -44,6 +44,13 @@ def test_horizon_zero_is_br0(seed, classifier, wc, window):
     common = {"work_conserving": wc, "window": window}
     br0 = make_policy({"name": "br0", **common}, ctx(sim.G, out))
     brh = make_policy({"name": "brh", "horizon": 0, "classifier": classifier, **common}, ctx(sim.G, out))
+    env = {"decomposition": "envelope", **common}
+    br0e = make_policy({"name": "br0", **env}, ctx(sim.G, out))
+    brhe = make_policy({"name": "brh", "horizon": 0, "classifier": classifier, **env}, ctx(sim.G, out))
+    for _ in range(3):
+        a, b = br0e.decide(sim.view()), brhe.decide(sim.view())
+        assert a.requests.tolist() == b.requests.tolist() and a.workers.tolist() == b.workers.tolist()
+        assert br0e.last_plan.value == brhe.last_plan.value
     for _ in range(3):  # also across decisions (hold counters)
         a, b = br0.decide(sim.view()), brh.decide(sim.view())
         assert a.requests.tolist() == b.requests.tolist() and a.workers.tolist() == b.workers.tolist()
@@ -58,7 +65,8 @@ def test_plan_value_is_the_discounted_joint_f_score(seed, classifier, H, gamma):
     rng = np.random.default_rng(seed)
     sim, out = random_sim(rng)
     c = ctx(sim.G, out)
-    pol = make_policy({"name": "brh", "horizon": H, "gamma": gamma, "classifier": classifier}, c)
+    pol = make_policy({"name": "brh", "horizon": H, "gamma": gamma, "classifier": classifier,
+                       "decomposition": "envelope"}, c)
     view = sim.view()
     ids = view.waiting_ids[:pol.config.window]
     q = pol.classifier.survival(view, H, ids)

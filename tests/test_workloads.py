@@ -634,3 +634,47 @@ def test_yaml_presets_load(monkeypatch):
     assert len(load_workload(_compose(CONF, ["+workload=azure_code_2023", "workload.max_requests=50"]), 0)) == 57
     w = load_workload(_compose(CONF, ["+workload=sharegpt", "workload.num_requests=100"]), 0)
     assert len(w) == 100 and w.name == "sharegpt"
+
+
+# ---------------------------------------------------------------------------------------------------
+# backlogged arrivals and output-length filters (the papers' saturated regime)
+
+def test_backlog_puts_every_request_at_zero_and_keeps_the_same_lengths():
+    a = load_workload(WorkloadConfig(kind="synthetic", arrival="backlog", num_requests=50), 3)
+    b = load_workload(WorkloadConfig(kind="synthetic", arrival="poisson", num_requests=50), 3)
+    assert (a.arrival_s == 0).all() and (b.arrival_s > 0).any()
+    np.testing.assert_array_equal(a.prompt_tokens, b.prompt_tokens)  # independent streams
+    assert (arrival_times("backlog", 4, 1.0, np.random.default_rng(0)) == 0).all()
+
+
+def test_output_filter_on_a_trace_counts_kept_rows_against_the_cap(tmp_path):
+    text = HEADER + "".join(f"2023-11-16 18:15:{i:02d}.0000000,{10 + i},{o}\n"
+                            for i, o in enumerate([5, 1500, 20, 1200, 999, 1001, 3000, 7]))
+    path = write(tmp_path, "f.csv", text)
+    w = load_workload(trace_cfg(path, min_output_tokens=1000, max_output_tokens=2000, train_fraction=0), 0)
+    assert w.output_tokens.tolist() == [1500, 1200, 1001]
+    assert w.prompt_tokens.tolist() == [11, 13, 15]
+    w = load_workload(trace_cfg(path, min_output_tokens=1000, max_output_tokens=2000, max_requests=1,
+                                train_fraction=0), 0)
+    # the row cap (row_cap(1, 0) = 2) counts filtered rows, not file rows (the first 2 hold only one)
+    assert w.output_tokens.tolist() == [1500, 1200]
+
+
+def test_output_filter_on_lengths_and_synthetic(tmp_path):
+    path = write(tmp_path, "l.csv", "num_prefill_tokens,num_decode_tokens\n"
+                 + "".join(f"{i + 1},{i * 10 + 1}\n" for i in range(100)))
+    w = load_workload(WorkloadConfig(kind="lengths", path=str(path), num_requests=300, min_output_tokens=500,
+                                     max_output_tokens=700, arrival="backlog"), 0)
+    assert w.output_tokens.min() >= 500 and w.output_tokens.max() <= 700 and len(w) == 300
+    assert set(w.output_tokens.tolist()) == {i * 10 + 1 for i in range(50, 70)}  # every kept row used
+    s = load_workload(WorkloadConfig(kind="synthetic", num_requests=200, min_output_tokens=300), 0)
+    assert len(s) == 200 and s.output_tokens.min() >= 300
+
+
+@pytest.mark.parametrize("kw,key", [({"min_output_tokens": 0}, "min_output_tokens"),
+                                    ({"max_output_tokens": -3}, "max_output_tokens"),
+                                    ({"min_output_tokens": 10, "max_output_tokens": 5}, "min_output_tokens"),
+                                    ({"arrival": "backlogged"}, "arrival")])
+def test_filter_and_arrival_typos_are_config_errors(kw, key):
+    with pytest.raises(ConfigError, match=key):
+        load_workload(WorkloadConfig(kind="synthetic", num_requests=10, **kw), 0)

@@ -6,6 +6,8 @@
 - varying: non-homogeneous Poisson with rate rate_rps * (1 + amplitude * sin(2 pi t / period_s)),
   drawn by thinning (Lewis & Shedler): candidates at the peak rate, each kept with probability
   rate(t) / peak. Its mean rate over whole periods is rate_rps.
+- backlog: every request at t = 0, the saturated regime of both papers (a central pool that is always
+  backlogged until it drains); rate_rps plays no role.
 All are vectorised and fully determined by the generator passed in.
 """
 from __future__ import annotations
@@ -16,12 +18,14 @@ import numpy as np
 
 from framework.errors import ConfigError, did_you_mean
 
-ARRIVALS = ("poisson", "gamma", "varying")
+ARRIVALS = ("poisson", "gamma", "varying", "backlog")
 
 
 def arrival_times(process: str, n: int, rate_rps: float, rng: np.random.Generator, *,
                   burst_cv: float = 1.0, period_s: float = 60.0, amplitude: float = 0.0) -> np.ndarray:
-    """``n`` increasing arrival times (seconds, the first one after 0)."""
+    """``n`` non-decreasing arrival times (seconds; after 0, or all 0 for a backlog)."""
+    if process == "backlog":
+        return np.zeros(n)
     if process == "poisson":
         return np.cumsum(rng.exponential(1.0 / rate_rps, n))
     if process == "gamma":

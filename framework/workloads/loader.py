@@ -44,6 +44,13 @@ def check_config(cfg: WorkloadConfig) -> None:
         raise bad("max_requests", "must be >= 1, or null for 'all'.")
     if not 0.0 <= cfg.train_fraction < 1.0:
         raise bad("train_fraction", "must be in [0, 1).")
+    lo, hi = cfg.min_output_tokens, cfg.max_output_tokens
+    for key, v in (("min_output_tokens", lo), ("max_output_tokens", hi)):
+        if v is not None and not v >= 1:
+            raise bad(key, "must be >= 1 (tokens), or null for no bound.")
+    if lo is not None and hi is not None and lo > hi:
+        raise ConfigError(f"workload.min_output_tokens={lo} > workload.max_output_tokens={hi}: no request "
+                          "can pass both; lower the minimum or raise the maximum.")
     if cfg.kind in ("synthetic", "lengths"):
         if cfg.arrival not in ARRIVALS:
             raise ConfigError(f"workload.arrival={cfg.arrival!r} is not an arrival process."
@@ -95,10 +102,18 @@ def _generated(cfg: WorkloadConfig, seed: int, window: Window, lengths: tuple[np
     len_rng, arr_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     n = cfg.num_requests
     if lengths is None:
-        p, o = synthetic_lengths(n, len_rng)
+        p, o = _filtered_synthetic(cfg, n, len_rng)
     else:
-        idx = sample_rows(len(lengths[0]), n, len_rng)
-        p, o = lengths[0][idx], lengths[1][idx]
+        p, o = lengths
+        keep = output_filter(cfg, o)
+        if keep is not None:
+            p, o = p[keep], o[keep]
+            if len(p) == 0:
+                raise ConfigError(f"no row of the lengths table has an output within workload.min_output_"
+                                  f"tokens={cfg.min_output_tokens} .. max_output_tokens={cfg.max_output_tokens}.")
+            meta["rows_after_output_filter"] = int(len(p))
+        idx = sample_rows(len(p), n, len_rng)
+        p, o = p[idx], o[idx]
     t = arrival_times(cfg.arrival, n, cfg.rate_rps, arr_rng, burst_cv=cfg.burst_cv,
                       period_s=cfg.rate_period_s, amplitude=cfg.rate_amplitude)
     meta.update(arrival=cfg.arrival, rate_rps=cfg.rate_rps, num_requests=n, seed=seed)
@@ -110,13 +125,61 @@ def _generated(cfg: WorkloadConfig, seed: int, window: Window, lengths: tuple[np
     return select(t, p, o, window, meta, "generated arrivals", origin=0.0)
 
 
+def output_filter(cfg: WorkloadConfig, output: np.ndarray) -> np.ndarray | None:
+    """Mask of rows within workload.min/max_output_tokens, or None when neither is set."""
+    if cfg.min_output_tokens is None and cfg.max_output_tokens is None:
+        return None
+    keep = np.ones(len(output), bool)
+    if cfg.min_output_tokens is not None:
+        keep &= output >= cfg.min_output_tokens
+    if cfg.max_output_tokens is not None:
+        keep &= output <= cfg.max_output_tokens
+    return keep
+
+
+def _filtered_synthetic(cfg: WorkloadConfig, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n synthetic requests whose outputs pass the filter (rejection sampling: the law conditioned on it)."""
+    p, o = synthetic_lengths(n, rng)
+    keep = output_filter(cfg, o)
+    if keep is None:
+        return p, o
+    ps, os_, have = [p[keep]], [o[keep]], int(keep.sum())
+    for _ in range(1000):
+        if have >= n:
+            break
+        p, o = synthetic_lengths(n, rng)
+        keep = output_filter(cfg, o)
+        ps.append(p[keep])
+        os_.append(o[keep])
+        have += int(keep.sum())
+    if have < n:
+        raise ConfigError(f"workload.min_output_tokens={cfg.min_output_tokens} / max_output_tokens="
+                          f"{cfg.max_output_tokens} keep almost no synthetic request (outputs are lognormal, "
+                          "median 129, clipped to 1..2048); widen them.")
+    return np.concatenate(ps)[:n], np.concatenate(os_)[:n]
+
+
+def _filter_rows(cfg: WorkloadConfig, rows: Rows, cap: int | None) -> Rows:
+    """Rows of a file source within the output filter, then the window's row cap."""
+    keep = output_filter(cfg, rows.output)
+    if keep is None:
+        return rows
+    t, p, o = rows.t_s[keep][:cap], rows.prompt[keep][:cap], rows.output[keep][:cap]
+    rows.meta.update(rows_after_output_filter=int(keep.sum()))
+    return Rows(t, p, o, rows.meta)
+
+
 def load_workload(cfg: WorkloadConfig, seed: int) -> Workload:
     """The requests ``cfg`` describes: source rows in the window, times / rate_scale, re-based to 0."""
     check_config(cfg)
     seed = int(cfg.seed) if cfg.seed is not None else int(seed)
     end = cfg.start_s + cfg.duration_s if cfg.duration_s is not None else math.inf
-    window = Window(float(cfg.start_s), float(end), row_cap(cfg.max_requests, cfg.train_fraction))
-    meta: dict = {"kind": cfg.kind, "preset": cfg.preset}
+    cap = row_cap(cfg.max_requests, cfg.train_fraction)
+    filtered = cfg.min_output_tokens is not None or cfg.max_output_tokens is not None
+    # a file source reads its whole window when filtering, so the cap counts requests that pass the filter
+    window = Window(float(cfg.start_s), float(end), None if filtered and cfg.kind != "synthetic" else cap)
+    meta: dict = {"kind": cfg.kind, "preset": cfg.preset,
+                  "min_output_tokens": cfg.min_output_tokens, "max_output_tokens": cfg.max_output_tokens}
     if cfg.kind == "synthetic":
         rows = _generated(cfg, seed, window, None, meta)
         source = f"synthetic(seed={seed})"
@@ -124,9 +187,9 @@ def load_workload(cfg: WorkloadConfig, seed: int) -> Workload:
         path, found = resolve_path(cfg)
         meta.update(found)
         if cfg.kind == "trace":
-            rows = read_azure_csv(path, window)
+            rows = _filter_rows(cfg, read_azure_csv(path, window), cap)
         elif cfg.kind == "mooncake":
-            rows = read_mooncake(path, window)
+            rows = _filter_rows(cfg, read_mooncake(path, window), cap)
         else:
             rows = _generated(cfg, seed, window, read_lengths_table(path), meta)
         meta.update(rows.meta)
