@@ -48,3 +48,10 @@ def tpot_p95_ms(sweep_dir: Path, run_dir: str) -> float:
     r = r[np.isfinite(r["finish_s"]) & (r["output_tokens"] > 1)]
     tpot = (r["finish_s"] - r["first_token_s"]) / (r["output_tokens"] - 1)
     return float(np.percentile(tpot, 95) * 1e3) if len(tpot) else float("nan")
+
+
+def run_config(sweep_dir: Path, run_dir: str):
+    """The run's resolved config as Hydra saved it (for captions: what rate, which preset)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(Path(sweep_dir) / run_dir / ".hydra" / "config.yaml")

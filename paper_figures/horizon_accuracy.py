@@ -12,7 +12,7 @@ import re
 import pandas as pd
 
 from paper_figures import _style as sty
-from paper_figures._runs import metric
+from paper_figures._runs import metric, run_config
 from paper_figures._sweep import run_sweep
 from paper_figures.paper_numbers import HORIZON
 
@@ -61,8 +61,9 @@ def make(a):
     ax[0, 1].set_title(f"BR-H against predictor error (H = {H0})")
     ax[0, 1].legend(frameon=False)
     n = int(df["requests_total"].iloc[0])
+    rate = float(run_config(a.sweep_dir, df["run_dir"].iloc[0]).workload.rate_rps)
     sty.caption(fig, f"Noisy oracle: each 'finishes within h steps' answer of the true lengths is wrong with the "
-                f"given probability. Workload ShareGPT lengths, {n} requests at 2 req/s; preset "
+                f"given probability. Workload ShareGPT lengths, {n} requests at {rate:g} req/s; preset "
                 f"{df['cluster'].iloc[0]}, G = {int(df['workers'].iloc[0])}. The paper runs H = 80.", width=150)
     return fig, t
 

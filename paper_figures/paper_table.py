@@ -14,7 +14,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from paper_figures import _style as sty
-from paper_figures._runs import metric, tpot_p95_ms
+from paper_figures._runs import metric, run_config, tpot_p95_ms
 from paper_figures._sweep import run_sweep
 from paper_figures.paper_numbers import TABLE_G8
 
@@ -79,8 +79,9 @@ def make(a):
     fig.legend(handles=h_, loc="outside upper center", ncol=3, frameon=False)
     n = int(df["requests_total"].iloc[0])
     seeds = int(t["runs"].max())
+    rate = float(run_config(a.sweep_dir, df["run_dir"].iloc[0]).workload.rate_rps)
     sty.caption(fig, f"Each bar: the policy's value divided by JSQ's (dispatch form); JSQ (pool): the same rule "
-                f"placing FCFS from the central pool. This simulator: ShareGPT lengths, {n} requests at 2 req/s "
+                f"placing FCFS from the central pool. This simulator: ShareGPT lengths, {n} requests at {rate:g} req/s "
                 f"(the pool backlogs), preset {df['cluster'].iloc[0]} (G = {int(df['workers'].iloc[0])}), mean of {seeds} "
                 f"seed(s); imbalance is the mean over steps of G·max − sum of KV tokens. Paper: the G = 8 table "
                 f"of arXiv 2605.06113 (values in {NAME}.csv).", width=150)

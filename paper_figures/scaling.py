@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
 from paper_figures import _style as sty
-from paper_figures._runs import metric
+from paper_figures._runs import metric, run_config
 from paper_figures._sweep import run_sweep
 from paper_figures.paper_numbers import SCALING
 
@@ -65,7 +65,9 @@ def make(a):
     ax[0, 1].set_ylim(bottom=0)
     h, lab = ax[0, 0].get_legend_handles_labels()
     fig.legend(h, lab, loc="outside right center", frameon=False, fontsize=7.5)
-    sty.caption(fig, f"Arrival rate 0.25 req/s per worker and 120 requests per worker (fewer in --quick), so the "
+    r0 = df.iloc[0]
+    rate, G8 = float(run_config(a.sweep_dir, r0["run_dir"]).workload.rate_rps), float(r0["workers"])
+    sty.caption(fig, f"Arrival rate {rate / G8:g} req/s per worker and 120 requests per worker (fewer in --quick), so the "
                 f"load per worker is the same at every G. Workload ShareGPT lengths, preset {df['cluster'].iloc[0]}. "
                 f"Paper: production trace, best baseline / BR-0 / BR-H oracle at G = 4, 8, 16.", width=150)
     return fig, t
