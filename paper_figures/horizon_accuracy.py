@@ -45,7 +45,7 @@ def make(a):
     ax[0, 0].set_xlabel("lookahead H (decode steps)")
     ax[0, 0].set_ylabel("mean G·max − sum (thousand tokens)")
     ax[0, 0].set_title("BR-H against its lookahead (H = 0: BR-0's score)")
-    ax[0, 0].legend(frameon=False)
+    ax[0, 0].legend(frameon=False, loc="best")
     H0 = HORIZON if HORIZON in set(t["horizon"]) else int(t["horizon"].max())
     s = t[(t["horizon"] == H0) & t["oracle_error_pct"].notna()].sort_values("oracle_error_pct")
     base = t[(t["horizon"] == 0)]["imbalance_tokens_mean"].mean()

@@ -117,3 +117,31 @@ def test_ray_launcher_is_optional():
     except ImportError:
         pytest.skip("hydra-ray-launcher is not installed (optional extra: pip install -e '.[ray]'); "
                     "conf/hydra/launcher/ray_local.yaml is documented but untested here")
+
+
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_composes_at_every_swept_value(name):
+    """Each experiment's grid names only keys and options that exist: compose it at every value of
+    every swept key (the first value of the others), as the sweeper would."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from framework.cli import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+        cfg = compose("config", overrides=[f"experiment={name}"], return_hydra_config=True)
+        params = {k: str(v) for k, v in (cfg.hydra.sweeper.params or {}).items()}
+        assert params, f"experiment {name} sweeps nothing"
+        assert cfg.hydra.sweeper._target_.endswith("ResumeSweeper")
+        parser = OverridesParser.create()
+        values = {k: [str(x) for x in parser.parse_override(f"{k}={v}").sweep_string_iterator()]
+                  for k, v in params.items()}
+        first = {k: v[0] for k, v in values.items()}
+        for k, vs in values.items():
+            for v in vs:
+                ov = [f"experiment={name}"] + [f"{kk}={v if kk == k else first[kk]}" for kk in values]
+                job = compose("config", overrides=ov)
+                assert job.policy.name  # the policy resolved (variant or default)
