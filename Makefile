@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export BALANCEROUTE_DATA ?= $(abspath ../shared/data)
 
-.PHONY: run test test-quick bench compare clean
+.PHONY: run test test-quick bench compare clean figures
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs multirun outputs
+
+# every paper figure (full mode; QUICK=1 for the minute-long forms), into results/figures
+figures: $(STAMP)
+	for f in fscore paper_table scaling regimes sensitivity horizon_accuracy predictor_quality \
+	    decision_latency imbalance_timeline regret staleness; do \
+	  $(BIN)/python -m paper_figures.$$f $(if $(QUICK),--quick) --out results/figures || exit 1; done
