@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra.core.config_store import ConfigStore
 from hydra.errors import ConfigCompositionException
@@ -14,6 +15,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError
 
 from framework.cli import CONF_DIR
+from framework.oracle import OracleChannel
 from framework.policy import PolicyContext, make_policy
 from framework.registry import validate_config
 from framework.workload import Workload
@@ -37,6 +39,8 @@ def group_options() -> list[tuple[str, str]]:
 
 
 OPTIONS = group_options()
+DEFAULTS_GROUPS = {str(next(iter(d))) for d in OmegaConf.load(Path(CONF_DIR) / "config.yaml").defaults
+                   if not isinstance(d, str)}
 
 
 def test_the_known_groups_are_discovered():
@@ -47,13 +51,16 @@ def test_the_known_groups_are_discovered():
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_of_every_group_instantiates(group, option, compose_cfg):
-    cfg = compose_cfg([f"{group}={option}", *EXTRA.get((group, option), [])])
+    prefix = "" if group in DEFAULTS_GROUPS else "+"  # groups only experiments select (e.g. scale)
+    cfg = compose_cfg([f"{prefix}{group}={option}", *EXTRA.get((group, option), [])])
     run = OmegaConf.to_object(cfg)  # every typed node (workload, cluster, ...) built as its dataclass
     validate_config(run.workload)
     validate_config(run.cluster)
     train = Workload("train", [0.0, 0.1, 0.2], [10, 20, 30], [5, 6, 7])
-    policy = make_policy(cfg.policy, PolicyContext.for_cluster(run.cluster, 0, training=train))
-    assert policy.name == cfg.policy.name
+    oracle = OracleChannel(np.array([5, 6, 7]))  # oracle variants (brh_oracle, ...) need the channel
+    policy = make_policy(cfg.policy, PolicyContext.for_cluster(run.cluster, 0, training=train,
+                                                               oracle_channel=oracle))
+    assert policy.name.split("[")[0] == cfg.policy.name  # pool forms are labelled e.g. jsq[pool]
     if group == "policy":
         assert policy.name == option
 

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import tests._policies as tp
+
+pytestmark = pytest.mark.usefixtures("test_policies")  # registers _test_pool_first_fit for this module
 from framework import simcore as sc
 from framework.cluster import ClusterConfig, CostConfig
 from framework.cost import LinearCost, make_cost_model
