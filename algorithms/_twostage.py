@@ -30,14 +30,29 @@ from numba import njit
 MAX_RMAX = 16
 
 
+@njit(cache=True, nogil=True)
+def _prep(g, L, M, d, ms, cw, cm):  # pragma: no cover - compiled
+    """Worker g's margins m_g(h) sorted, with prefix sums of d_h and d_h*m_g(h) in that order, so that
+    F_g(Ds) costs one binary search (O(log H)) instead of a pass over the H+1 columns."""
+    H1 = L.shape[1]
+    m = np.empty(H1)
+    for h in range(H1):
+        m[h] = M[h] - L[g, h]
+    order = np.argsort(m)
+    cw[0] = 0.0
+    cm[0] = 0.0
+    for j in range(H1):
+        h = order[j]
+        ms[j] = m[h]
+        cw[j + 1] = cw[j] + d[h]
+        cm[j + 1] = cm[j] + d[h] * m[h]
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _score(ds, g, L, M, d, alpha, wsum, beta):  # pragma: no cover - compiled
-    pen = 0.0
-    for h in range(L.shape[1]):
-        x = ds - (M[h] - L[g, h])
-        if x > 0.0:
-            pen += d[h] * x
-    return alpha * wsum * ds - beta * pen
+def _score(ds, ms, cw, cm, alpha, wsum, beta):  # pragma: no cover - compiled
+    """F(Ds) = alpha*W*Ds - beta * sum over columns with m_h < Ds of d_h (Ds - m_h)."""
+    k = np.searchsorted(ms, ds)
+    return alpha * wsum * ds - beta * (ds * cw[k] - cm[k])
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -81,6 +96,9 @@ def two_stage(L0, d, alpha, beta, p, slots, kv, forced, s_greedy, r_max, guard):
         wsum += d[h]
     rs = slots.copy()
     rk = kv.copy()
+    ms = np.empty(H1)
+    cw = np.empty(H1 + 1)
+    cm = np.empty(H1 + 1)
     assign = np.full(N, -1, np.int64)
     left = N
     total = 0
@@ -129,9 +147,10 @@ def two_stage(L0, d, alpha, beta, p, slots, kv, forced, s_greedy, r_max, guard):
             break
         bi = -1
         bf = -np.inf
+        _prep(g, L, M, d, ms, cw, cm)
         for i in range(N):
             if assign[i] < 0 and p[i] <= rk[g]:
-                f = _score(float(p[i]), g, L, M, d, alpha, wsum, beta)
+                f = _score(float(p[i]), ms, cw, cm, alpha, wsum, beta)
                 if f > bf:
                     bf = f
                     bi = i
@@ -160,10 +179,11 @@ def two_stage(L0, d, alpha, beta, p, slots, kv, forced, s_greedy, r_max, guard):
             break
         # the R best candidates by single F (ties: older), KV-feasible on g
         nc = 0
+        _prep(g, L, M, d, ms, cw, cm)
         for i in range(N):
             if assign[i] >= 0 or p[i] > rk[g]:
                 continue
-            f = _score(float(p[i]), g, L, M, d, alpha, wsum, beta)
+            f = _score(float(p[i]), ms, cw, cm, alpha, wsum, beta)
             if nc < R:
                 j = nc
                 nc += 1
@@ -193,7 +213,7 @@ def two_stage(L0, d, alpha, beta, p, slots, kv, forced, s_greedy, r_max, guard):
                     ds += p[cand[j]]
             if cnt > cap or ds > rk[g]:
                 continue
-            f = _score(float(ds), g, L, M, d, alpha, wsum, beta)
+            f = _score(float(ds), ms, cw, cm, alpha, wsum, beta)
             if f > best_f or (f == best_f and best_mask != 0 and cnt > best_n):
                 best_f = f
                 best_mask = mask
@@ -208,9 +228,10 @@ def two_stage(L0, d, alpha, beta, p, slots, kv, forced, s_greedy, r_max, guard):
             for k in range(G):
                 if k == g or not usable[k] or rs[k] <= 0:
                     continue
+                _prep(k, L, M, d, ms, cw, cm)
                 for i in range(N):
                     if assign[i] < 0 and p[i] <= rk[k]:
-                        f = _score(float(p[i]), k, L, M, d, alpha, wsum, beta)
+                        f = _score(float(p[i]), ms, cw, cm, alpha, wsum, beta)
                         if f > bf:
                             bf, bg, bi = f, k, i
             _admit(bi, bg, p, L, M, rs, rk, assign)

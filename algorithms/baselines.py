@@ -6,7 +6,7 @@ placement updates the policy's own copy of the counts before the next one, as a 
 requests one by one would. ``mode=pool`` (family POOL, named e.g. ``jsq[pool]`` in results): requests
 wait at the router and are admitted FCFS into free capacity, each to the worker its rule picks among
 those with a free slot and KV room; when the oldest fits nowhere, nothing younger passes it (BF-IO's
-FCFS and JSQ are of this kind). Comparing BR-0 with a pool form separates *which* request from *where*. The helpers at the top (worker counts from the view, first-minimum scans, config checks) are
+FCFS and JSQ are of this kind). Comparing BR-0 with a pool form separates *which* request from *where*. The helpers at the top (worker counts from the view, first-minimum scans) are
 shared with algorithms/vllm.py and algorithms/sglang.py.
 """
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from framework.errors import ConfigError
 from framework.policy import DISPATCH, POOL, Policy, PolicyConfig, PolicyContext, register_policy
 from framework.view import ClusterView, Placements
 
@@ -50,18 +49,6 @@ def first_min_from(scores: np.ndarray, order: np.ndarray) -> int:
     return int(order[int(np.argmin(scores[order]))])
 
 
-def check_choice(policy: str, key: str, value: str, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise ConfigError(f"policy {policy!r}: {key}={value!r} is not one of {', '.join(options)}; "
-                          f"set policy.{key} to one of them.")
-
-
-def check_range(policy: str, key: str, value: float, low: float, what: str,
-                integer: bool = False) -> None:
-    if not np.isfinite(value) or value < low or (integer and int(value) != value):
-        raise ConfigError(f"policy {policy!r}: {key}={value} must be {what}; fix policy.{key}.")
-
-
 class _ArgminTieBreak:
     """argmin with ties to the lowest index ("first") or uniformly at random ("random", seeded)."""
 
@@ -87,6 +74,9 @@ class ModeConfig(PolicyConfig):
         "help": "dispatch (place on arrival into local queues) | pool (FCFS from the central pool into "
                 "free slots, worker by the rule)"})
 
+    def validate(self) -> None:
+        self.require_choice("mode", MODES)
+
 
 class _Moded(Policy):
     """A baseline with a dispatch form (``decide``) and a pool form (``pool_pick``)."""
@@ -95,7 +85,6 @@ class _Moded(Policy):
 
     def __init__(self, config: ModeConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
-        check_choice(self.name, "mode", config.mode, MODES)
         if config.mode == "pool":
             self.family = POOL
             self.name = f"{type(self).name}[pool]"
@@ -136,6 +125,10 @@ def _masked(scores: np.ndarray, feasible: np.ndarray) -> np.ndarray:
 class RoundRobinConfig(ModeConfig):
     start: int = field(default=0, metadata={"help": "worker that receives the first request"})
 
+    def validate(self) -> None:
+        super().validate()
+        self.require_number("start", 0, integer=True)
+
 
 @register_policy("round_robin", config=RoundRobinConfig)
 class RoundRobin(_Moded):
@@ -147,7 +140,6 @@ class RoundRobin(_Moded):
 
     def __init__(self, config: RoundRobinConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
-        check_range(self.name, "start", config.start, 0, "an integer >= 0", integer=True)
         self.counter = int(config.start) % self.G
 
     def pool_pick(self, view: ClusterView, feasible: np.ndarray, j: int) -> int:
@@ -188,13 +180,16 @@ class ShortestConfig(ModeConfig):
     tie_break: str = field(default="random", metadata={
         "help": "first (lowest worker index) | random (uniform among the tied workers, seeded)"})
 
+    def validate(self) -> None:
+        super().validate()
+        self.require_choice("tie_break", ("first", "random"))
+
 
 class _Shortest(_Moded):
     """Place each request on the worker with the smallest fresh count, then add it to that count."""
 
     def __init__(self, config: ShortestConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
-        check_choice(self.name, "tie_break", config.tie_break, ("first", "random"))
         self.pick = _ArgminTieBreak(config.tie_break, context.rng(0))
 
     def counts(self, view: ClusterView) -> np.ndarray:  # pragma: no cover - abstract
@@ -253,6 +248,10 @@ class P2CConfig(ModeConfig):
     signal: str = field(default="requests", metadata={
         "help": "requests (running + prefilling + queued) | kv (s_g + committed KV tokens)"})
 
+    def validate(self) -> None:
+        super().validate()
+        self.require_choice("signal", ("requests", "kv"))
+
 
 @register_policy("p2c", config=P2CConfig)
 class PowerOfTwo(_Moded):
@@ -264,7 +263,6 @@ class PowerOfTwo(_Moded):
 
     def __init__(self, config: P2CConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
-        check_choice(self.name, "signal", config.signal, ("requests", "kv"))
         self.rng = context.rng(0)
 
     def _signal(self, view: ClusterView) -> tuple[np.ndarray, list]:

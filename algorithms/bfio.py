@@ -21,8 +21,7 @@ import numpy as np
 from algorithms.opt.problem import PoolProblem
 from algorithms.opt.rounding import better, integral_solution, round_placement
 from algorithms.lp import OptRouterBase, OptRouterConfig, solve_rounded_lp
-from framework.errors import ConfigError
-from framework.policy import PolicyContext, register_policy
+from framework.policy import register_policy
 
 
 @dataclass
@@ -37,17 +36,15 @@ class BfioConfig(OptRouterConfig):
     warm_start: bool = field(default=True, metadata={"help": "give the MILP the rounded LP as a start"})
     mip_rel_gap: float = field(default=1e-6, metadata={"help": "MILP relative optimality gap"})
 
+    def validate(self) -> None:
+        super().validate()
+        self.require_number("time_limit_s", 0, "> 0 seconds", strict=True)
+        self.require(0.0 <= self.mip_rel_gap < 1.0, "mip_rel_gap", "must be in [0, 1).")
+
 
 @register_policy("bfio", config=BfioConfig)
 class BFIO(OptRouterBase):
     """Time-limited MILP of the BF-IO model (see the module docstring)."""
-
-    def __init__(self, config: BfioConfig, context: PolicyContext) -> None:
-        if not config.time_limit_s > 0:
-            raise ConfigError(f"policy.time_limit_s={config.time_limit_s} (bfio) must be > 0 seconds.")
-        if not 0.0 <= config.mip_rel_gap < 1.0:
-            raise ConfigError(f"policy.mip_rel_gap={config.mip_rel_gap} (bfio) must be in [0, 1).")
-        super().__init__(config, context)
 
     def solver_options(self) -> dict[str, Any]:
         return {"mip_rel_gap": self.config.mip_rel_gap}

@@ -26,12 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import numpy as np
-
 from algorithms.br0 import Br0Config, PoolRouterBase, plan
-from algorithms.fscore import admitted_loads, discount_weights, margins, predicted_loads
+from algorithms.fscore import admitted_loads, discount_weights, lifetime_loads, margins, predicted_loads
 from framework.classifier import ClassifierOptions, classifier_from_options
-from framework.errors import ConfigError
 from framework.policy import PolicyContext, register_policy
 from framework.view import ClusterView, Placements
 
@@ -47,12 +44,12 @@ class BrhConfig(Br0Config, ClassifierOptions):
     beta: Optional[float] = field(default=None, metadata={
         "help": "paper score: weight of the envelope overflow; null = G (BR-0's slope at H = 0)"})
 
-
-def lifetime_survival(q: np.ndarray) -> np.ndarray:
-    """Point-lifetime curves clip(c_i - h, 0, 1) with c_i = sum_h q_i(h) = E[min(r_i, H+1)]."""
-    q = np.asarray(q, np.float64)
-    c = q.sum(axis=1, keepdims=True)
-    return np.clip(c - np.arange(q.shape[1]), 0.0, 1.0)
+    def validate(self) -> None:
+        super().validate()
+        self.require_number("horizon", 0, integer=True)
+        self.require(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1].")
+        self.require_number("alpha", 0, "> 0", strict=True)
+        self.require(self.beta is None or self.beta >= 0, "beta", "must be >= 0, or null for G.")
 
 
 @register_policy("brh", config=BrhConfig)
@@ -61,14 +58,6 @@ class BRH(PoolRouterBase):
 
     def __init__(self, config: BrhConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
-        if config.horizon < 0:
-            raise ConfigError(f"policy.horizon={config.horizon} (brh) must be >= 0.")
-        if not 0.0 < config.gamma <= 1.0:
-            raise ConfigError(f"policy.gamma={config.gamma} (brh) must be in (0, 1].")
-        if not config.alpha > 0:
-            raise ConfigError(f"policy.alpha={config.alpha} (brh) must be > 0.")
-        if config.beta is not None and not config.beta >= 0:
-            raise ConfigError(f"policy.beta={config.beta} (brh) must be >= 0, or null for G.")
         self.classifier = classifier_from_options(config, context)
         self.weights = discount_weights(config.horizon, config.gamma)
         self.beta = float(self.G if config.beta is None else config.beta)
@@ -81,9 +70,8 @@ class BRH(PoolRouterBase):
         H = self.config.horizon
         l_run = view.running_prompt + view.running_decoded
         if self.config.decomposition == "paper":
-            q = self.classifier.survival(view, H, ids[:0])
-            L = predicted_loads(lifetime_survival(q.running), l_run, view.running_worker, self.G,
-                                base=view.committed_tokens)
+            c = self.classifier.expected_lifetime(view, H)
+            L = lifetime_loads(c, l_run, view.running_worker, self.G, base=view.committed_tokens, horizon=H)
             return self.paper_step(view, ids, prompt, L, self.weights, self.config.alpha, self.beta, forced)
         q = self.classifier.survival(view, H, ids)
         s = predicted_loads(q.running, l_run, view.running_worker, self.G, base=view.committed_tokens)

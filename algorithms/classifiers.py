@@ -8,8 +8,10 @@ non-increasing in h.
 - ``none``: q = 1 (loads only grow; BR-H then differs from BR-0 only through the +h growth).
 - ``empirical``: the survival function of output lengths seen in the training split (history that
   precedes the simulated part), optionally per prompt-length bin: q(h) = #{o > d+h} / #{o > d}.
-- ``noisy_oracle``: ground truth corrupted so that each "finishes within h steps" answer is right with
+- ``flip_oracle``: ground truth corrupted so that each "finishes within h steps" answer is right with
   probability ``accuracy`` (flagged as an oracle).
+- ``survival`` (alias of ``empirical``), ``exact_match`` and ``noisy_oracle`` (BF-IO's o * U[1-dl, 1+du])
+  are the paper's predictors: algorithms/predictors.py.
 - ``oracle``: ground truth, q(h) = 1 if remaining > h else 0 (the upper bound; flagged).
 """
 from __future__ import annotations
@@ -138,10 +140,36 @@ class EmpiricalClassifier(TerminationClassifier):
         return _conditional_survival(self.cnt, np.ascontiguousarray(row, np.int64),
                                      np.ascontiguousarray(decoded, np.int64), self.dcap, H)
 
+    def rows(self, prompt: np.ndarray) -> np.ndarray:
+        if len(self.edges):
+            return self.bin_row[np.searchsorted(self.edges, prompt, side="right")]
+        return np.full(len(prompt), self.bin_row[0], np.int64)
+
     def survival(self, view: ClusterView, horizon: int, candidate_ids: np.ndarray) -> Survival:
         run = self.q(view.running_prompt, view.running_decoded, horizon)
         cp = candidate_prompts(view, candidate_ids)
         return Survival(run, self.q(cp, np.zeros(len(cp), np.int64), horizon))
+
+    def expected_lifetime(self, view: ClusterView, horizon: int) -> np.ndarray:
+        """sum_h q(h) in O(1) per request from prefix sums of the table (same value as survival's)."""
+        if not hasattr(self, "_csum"):
+            self._csum = np.concatenate((np.zeros((len(self.cnt), 1)), np.cumsum(self.cnt, axis=1)), axis=1)
+        row = np.ascontiguousarray(self.rows(np.asarray(view.running_prompt)), np.int64)
+        return _lifetimes(self.cnt, self._csum, row, np.ascontiguousarray(view.running_decoded, np.int64),
+                          self.dcap, _horizon(horizon))
+
+
+@njit(cache=True, nogil=True)
+def _lifetimes(cnt, csum, row, decoded, dcap, H):  # pragma: no cover - compiled
+    """sum_{h=0..H} cnt[r, min(d + h, kmax)] / cnt[r, d] (cnt[r, kmax] = 0), via prefix sums csum."""
+    kmax = cnt.shape[1] - 1
+    out = np.empty(len(row))
+    for i in range(len(row)):
+        r = row[i]
+        d = min(decoded[i], dcap[r])
+        hi = min(d + H + 1, kmax + 1)
+        out[i] = (csum[r, hi] - csum[r, d]) / cnt[r, d]
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -164,6 +192,24 @@ def _truth(remaining: np.ndarray, H: int) -> np.ndarray:
     return (np.asarray(remaining, np.int64)[:, None] > np.arange(H + 1)).astype(np.float64)
 
 
+class PerRequestDraws:
+    """One random draw per request id, from a stream keyed by id: the same request gets the same draw
+    whatever the call order, and under every policy of the same seed (a misjudged request stays so)."""
+
+    def __init__(self, rng: np.random.Generator, draw) -> None:
+        self.rng, self.draw = rng, draw
+        self.u = np.empty(0)
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        if len(ids) == 0:
+            return np.empty(0)
+        need = int(ids.max()) + 1
+        if need > len(self.u):  # extend the stream; earlier ids keep their draws
+            grow = max(need, 2 * len(self.u), 1024) - len(self.u)
+            self.u = np.concatenate((self.u, self.draw(self.rng, grow)))
+        return self.u[ids]
+
+
 @register_classifier("oracle")
 class OracleClassifier(TerminationClassifier):
     """Ground truth: q(h) = 1 if the request has more than h steps left, else 0. Flags the run."""
@@ -183,9 +229,14 @@ class OracleClassifier(TerminationClassifier):
         run = self.channel.remaining_steps(view.running_ids, view.running_decoded)
         return Survival(_truth(run, H), _truth(self.channel.output_tokens(cand), H))
 
+    def expected_lifetime(self, view: ClusterView, horizon: int) -> np.ndarray:
+        """min(r_i, H+1): the exact number of the next H+1 steps each running request still runs."""
+        run = self.channel.remaining_steps(view.running_ids, view.running_decoded)
+        return np.minimum(run, _horizon(horizon) + 1).astype(np.float64)
 
-@register_classifier("noisy_oracle")
-class NoisyOracleClassifier(TerminationClassifier):
+
+@register_classifier("flip_oracle")
+class FlipOracleClassifier(TerminationClassifier):
     """Ground truth corrupted so that every "finishes within h steps" answer is right w.p. ``accuracy``.
 
     Answers are hard (q in {0, 1}) and monotone in h, i.e. of the form q(h) = [r_hat > h] for a
@@ -198,32 +249,27 @@ class NoisyOracleClassifier(TerminationClassifier):
     """
 
     is_oracle = True
-    oracle_label = "classifier:noisy_oracle"
+    oracle_label = "classifier:flip_oracle"
 
     def __init__(self, context: PolicyContext, accuracy: float = 0.9, **params: Any) -> None:
         super().__init__(context)
         if params:
-            raise ConfigError(f"Classifier 'noisy_oracle' has no option(s) {', '.join(sorted(params))}; "
+            raise ConfigError(f"Classifier 'flip_oracle' has no option(s) {', '.join(sorted(params))}; "
                               "it takes accuracy.")
         a = float(accuracy)
         if not 0.5 <= a <= 1.0:
-            raise ConfigError(f"noisy_oracle accuracy={accuracy} must be in [0.5, 1]: below 0.5 the "
+            raise ConfigError(f"flip_oracle accuracy={accuracy} must be in [0.5, 1]: below 0.5 the "
                               "answers are worse than a coin (flip them instead).")
         self.accuracy = a
-        self.oracle_label = f"classifier:noisy_oracle(accuracy={a:g})"
+        self.oracle_label = f"classifier:flip_oracle(accuracy={a:g})"
         self.channel = context.request_oracle(self)
-        self._rng = context.rng(0x0C1A551F)
-        self._u = np.empty(0)
+        self._draws = PerRequestDraws(context.rng(0x0C1A551F), lambda rng, n: rng.random(n))
 
     def _modes(self, ids: np.ndarray) -> np.ndarray:
         """Per request: 0 = truth, 1 = 'ends now', 2 = 'outlives the horizon'."""
         if len(ids) == 0:
             return np.empty(0, np.int64)
-        need = int(ids.max()) + 1
-        if need > len(self._u):  # extend the per-id stream; earlier ids keep their draws
-            grow = max(need, 2 * len(self._u), 1024)
-            self._u = np.concatenate((self._u, self._rng.random(grow - len(self._u))))
-        u = self._u[ids]
+        u = self._draws(ids)
         a = self.accuracy
         return np.where(u < 2 * a - 1, 0, np.where(u < a, 1, 2))
 

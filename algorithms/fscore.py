@@ -98,3 +98,31 @@ def admitted_loads(q_candidates: np.ndarray, prompt: np.ndarray) -> np.ndarray:
     """a_i(h) = q_i(h)*(p_i + h): what admitting candidate i adds to its worker h steps ahead."""
     q = np.asarray(q_candidates, dtype=np.float64)
     return q * (np.asarray(prompt, np.float64)[:, None] + np.arange(q.shape[1]))
+
+
+def lifetime_loads(c_running: np.ndarray, l_running: np.ndarray, worker: np.ndarray, G: int,
+                   base: np.ndarray | None = None, horizon: int = 0) -> np.ndarray:
+    """BR-H's paper form: L_g(h) = sum over R_g of (l_i + h) * clip(c_i - h, 0, 1), h = 0..H.
+
+    c_i = E[min(r_i, H+1)] (= sum_h q_i(h)) is the predicted number of the next H+1 steps request i
+    still runs; it is taken to run exactly that long (fractionally in its last step). (G, H+1).
+    """
+    out = _lifetime_loads(np.ascontiguousarray(c_running, np.float64),
+                          np.ascontiguousarray(l_running, np.float64),
+                          np.ascontiguousarray(worker, np.int64), int(G), int(horizon) + 1)
+    if base is not None:
+        out += np.asarray(base, np.float64)[:, None]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _lifetime_loads(c, l, worker, G, H1):  # pragma: no cover - compiled
+    out = np.zeros((G, H1))
+    for i in range(len(c)):
+        g = worker[i]
+        for h in range(H1):
+            x = c[i] - h
+            if x <= 0.0:
+                break
+            out[g, h] += (l[i] + h) * (x if x < 1.0 else 1.0)
+    return out

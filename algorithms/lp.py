@@ -20,10 +20,7 @@ is solved for the rest.
 The run summary gets ``lp_decisions``, ``lp_certified`` (greedy provably optimal), ``lp_relaxations``,
 ``lp_relaxation_rounds``, ``lp_relaxation_time_limit``, ``lp_greedy_kept``, ``lp_solver_s`` ...; the
 solver runs inside decide(), so its time is part of the decision time the simulator records.
-
-Speed (benchmarks/decision_latency.py --policy lp --waiting 512 --workers 32, trace-based states with
-~190 free slots; --set max_hold_steps=1000000000 so that ids the benchmark reuses are never forced):
-defaults (window 256, H = 16, empirical) p50 15 ms, p99 21 ms; window 512 p50 18 ms, p99 47 ms.
+Decision times: docs/lp.md.
 """
 from __future__ import annotations
 
@@ -39,7 +36,6 @@ from algorithms.opt.model import Model, build_model
 from algorithms.opt.problem import PoolProblem, imbalance_objective, problem_from_view
 from algorithms.opt.rounding import better, fill, greedy_placement, round_placement
 from framework.classifier import ClassifierOptions, classifier_from_options
-from framework.errors import ConfigError
 from framework.policy import POOL, Policy, PolicyConfig, PolicyContext, register_policy
 from framework.view import ClusterView, Placements
 
@@ -58,13 +54,22 @@ class OptRouterConfig(PolicyConfig, ClassifierOptions):
     threads: int = field(default=1, metadata={"help": "HiGHS threads"})
     column_batch: int = field(default=2048, metadata={
         "help": "LP column generation: most columns added per pricing round"})
+    lp_time_limit_s: float = field(default=0.0, metadata={
+        "help": "stop the LP after this long with its restricted optimum (0 = solve to optimality)"})
+
+    def validate(self) -> None:
+        self.require_number("window", 1, integer=True)
+        self.require_number("horizon", 0, integer=True)
+        self.require(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1].")
+        self.require_number("max_hold_steps", 0, integer=True)
+        self.require_number("threads", 1, integer=True)
+        self.require_number("lp_time_limit_s", 0, ">= 0 (0 = no limit)")
+        self.require_number("column_batch", 1, integer=True)
 
 
 @dataclass
 class LpConfig(OptRouterConfig):
     name: str = "lp"
-    lp_time_limit_s: float = field(default=0.0, metadata={
-        "help": "stop the LP after this long with its restricted optimum (0 = solve to optimality)"})
 
 
 class OptRouterBase(Policy):
@@ -74,22 +79,6 @@ class OptRouterBase(Policy):
 
     def __init__(self, config: OptRouterConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
-        n = config.name
-        if config.window < 1:
-            raise ConfigError(f"policy.window={config.window} ({n}) must be >= 1.")
-        if config.horizon < 0:
-            raise ConfigError(f"policy.horizon={config.horizon} ({n}) must be >= 0.")
-        if not 0.0 < config.gamma <= 1.0:
-            raise ConfigError(f"policy.gamma={config.gamma} ({n}) must be in (0, 1].")
-        if config.max_hold_steps < 0:
-            raise ConfigError(f"policy.max_hold_steps={config.max_hold_steps} ({n}) must be >= 0.")
-        if config.threads < 1:
-            raise ConfigError(f"policy.threads={config.threads} ({n}) must be >= 1.")
-        if getattr(config, "lp_time_limit_s", 0.0) < 0:
-            raise ConfigError(f"policy.lp_time_limit_s={config.lp_time_limit_s} ({n}) must be >= 0 "
-                              "(0 = no limit).")
-        if config.column_batch < 1:
-            raise ConfigError(f"policy.column_batch={config.column_batch} ({n}) must be >= 1.")
         if config.classifier == "none" and not config.classifier_params:
             self.classifier = None  # q = 1 without building arrays of ones
         else:
@@ -98,8 +87,6 @@ class OptRouterBase(Policy):
                                   **self.solver_options())
         self.holds = HoldCounter(config.max_hold_steps)
         self.stats: dict[str, float] = {"decisions": 0, "certified": 0, "solver_s": 0.0}
-        self.last_problem: PoolProblem | None = None
-        self.last_assign: np.ndarray | None = None
 
     def solver_options(self) -> dict[str, Any]:
         return {}
@@ -145,7 +132,6 @@ class OptRouterBase(Policy):
             assign[rest] = self._solve(sub)
         else:
             assign = self._solve(pb)
-        self.last_problem, self.last_assign = pb, assign
         self.holds.record(ids, assign, int(view.free_slots.sum()))
         sel = assign >= 0
         return Placements(ids[sel].astype(np.int64), assign[sel])

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from algorithms.baselines import check_range, worker_requests, worker_tokens
+from algorithms.baselines import worker_requests, worker_tokens
 from framework.policy import DISPATCH, Policy, PolicyConfig, PolicyContext, register_policy
 from framework.view import ClusterView, Placements
 
@@ -32,6 +32,9 @@ from framework.view import ClusterView, Placements
 class SglangConfig(PolicyConfig):
     stale_s: float = field(default=0.02, metadata={
         "help": "minimum time between two reads of the schedulers' load (s); 0 = read at every decision"})
+
+    def validate(self) -> None:
+        self.require_number("stale_s", 0, ">= 0 seconds")
 
 
 class _SglangBudget(Policy):
@@ -42,7 +45,6 @@ class _SglangBudget(Policy):
 
     def __init__(self, config: SglangConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
-        check_range(self.name, "stale_s", config.stale_s, 0.0, ">= 0 seconds")
         self.total_requests = np.zeros(self.G, np.int64)
         self.total_tokens = np.zeros(self.G, np.int64)
         self._last_read = -np.inf

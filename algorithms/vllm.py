@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from algorithms.baselines import check_range, first_min_from, scan_orders, worker_waiting
+from algorithms.baselines import first_min_from, scan_orders, worker_waiting
 from framework.policy import DISPATCH, Policy, PolicyConfig, PolicyContext, register_policy
 from framework.view import ClusterView, PeriodicSnapshot, Placements
 
@@ -32,6 +32,10 @@ class VllmConfig(PolicyConfig):
     n_frontends: int = field(default=1, metadata={
         "help": "API-server processes (vLLM client_count); request j goes to front-end j mod this"})
 
+    def validate(self) -> None:
+        self.require_number("stale_s", 0, ">= 0 seconds")
+        self.require_number("n_frontends", 1, integer=True)
+
 
 class _VllmBase(Policy):
     """Shared front-end state: stale snapshot, per-front-end local counts, scan orders."""
@@ -40,8 +44,6 @@ class _VllmBase(Policy):
 
     def __init__(self, config: VllmConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
-        check_range(self.name, "stale_s", config.stale_s, 0.0, ">= 0 seconds")
-        check_range(self.name, "n_frontends", config.n_frontends, 1, "an integer >= 1", integer=True)
         self.K = K = int(config.n_frontends)
         G = self.G
         self.snapshot = PeriodicSnapshot(config.stale_s)

@@ -34,7 +34,7 @@ import pandas as pd
 
 from analysis.sweep import fmt_mean_std, mean_spread, to_markdown
 from framework.cpus import default_jobs, usable_cpus
-from framework.errors import ConfigError, UserError, did_you_mean
+from framework.errors import ConfigError, UserError, did_you_mean, report
 
 WINDOW_S = 1140.0
 SETTINGS: dict[str, list[str]] = {
@@ -196,8 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _main(argv)
     except UserError as e:
-        print(f"compare: error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
+        sys.exit(report("compare", e))
 
 
 def _main(argv: list[str] | None) -> None:

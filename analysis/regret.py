@@ -4,7 +4,7 @@
     python -m analysis.regret --sweep DIR [--time-limit S]  table over every run folder under DIR
 
 Each request's admit_step (the first step its load counted) is its start a_i and its worker is the
-online choice; J is analysis.objective's. The offline optimum (analysis.offline_optimum) keeps the same
+online choice; J is analysis.objective's. The offline optimum (analysis.offline) keeps the same
 starts and re-chooses only the workers, so regret = J_online - J* is the imbalance the router's
 placements cost, all else equal. When J* is only bracketed, LB <= J* <= UB, the regret is bracketed by
 [J_online - UB, J_online - LB]; "regret" is the low end (what is certainly lost).
@@ -27,9 +27,11 @@ import numpy as np
 import pandas as pd
 
 from analysis.objective import step_series
-from analysis.offline_optimum import SOLVER_REVISION, stdout_to_stderr, solve_offline
-from framework.errors import TraceFormatError, UserError
-from framework.results import write_json_atomic, write_parquet_atomic
+from analysis.offline.cli import SolveProgress, print_json, stdout_to_stderr
+from analysis.offline.solve import SOLVER_REVISION, solve_offline
+from framework.errors import TraceFormatError, UserError, report
+from analysis.sweep import find_runs, to_markdown
+from framework.results import write_csv_atomic, write_json_atomic, write_parquet_atomic, write_text_atomic
 
 REQUEST_COLUMNS = ("request_id", "arrival_s", "prompt_tokens", "output_tokens", "worker", "admit_step",
                    "first_token_s", "finish_s", "preemptions")
@@ -74,8 +76,10 @@ def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict]:
 
 
 def regret_of_run(run_dir: str | Path, time_limit: float = 60.0, seed: int = 0,
-                  write: bool = True) -> dict:
-    """Compute (and by default write) the regret of one run folder; returns the regret.json dict."""
+                  write: bool = True, progress: bool | None = False) -> dict:
+    """Compute (and by default write) the regret of one run folder; returns the regret.json dict.
+
+    ``progress``: draw the solver's progress on stderr (None: when stderr is a terminal)."""
     d = Path(run_dir)
     req, summary = load_run(d)
     G = int(summary["workers"])
@@ -104,7 +108,9 @@ def regret_of_run(run_dir: str | Path, time_limit: float = 60.0, seed: int = 0,
         return out
     online = step_series(a, p, o, w, G)
     # the online assignment is a candidate too, so the offline upper bound is never above J_online
-    res = solve_offline(a, p, o, G, time_limit=time_limit, seed=seed, initial=w)
+    with SolveProgress(time_limit, f"regret {d.name}", enabled=progress) as bar:
+        res = solve_offline(a, p, o, G, time_limit=time_limit, seed=seed, initial=w,
+                            progress=bar)
     J_on, UB, LB = online.objective, res.objective, res.lower_bound
     best = res.assignment
     status = res.status
@@ -140,15 +146,8 @@ def regret_of_run(run_dir: str | Path, time_limit: float = 60.0, seed: int = 0,
     return out
 
 
-def find_runs(root: str | Path) -> list[Path]:
-    """Run folders under root: every folder holding a summary.json (written last, so complete)."""
-    r = Path(root)
-    if not r.is_dir():
-        raise TraceFormatError(f"sweep folder {str(r)!r} does not exist or is not a folder.")
-    return sorted(f.parent for f in r.rglob("summary.json"))
-
-
-def sweep_table(root: str | Path, time_limit: float = 60.0, reuse: bool = True) -> pd.DataFrame:
+def sweep_table(root: str | Path, time_limit: float = 60.0, reuse: bool = True,
+                progress: bool | None = False) -> pd.DataFrame:
     """One row per run folder under root (regret.json reused when present and computed by this
     solver revision with at least this time limit), sorted by policy and workload."""
     rows = []
@@ -164,7 +163,7 @@ def sweep_table(root: str | Path, time_limit: float = 60.0, reuse: bool = True) 
             except json.JSONDecodeError:
                 res = None
         if res is None:
-            res = regret_of_run(d, time_limit=time_limit)
+            res = regret_of_run(d, time_limit=time_limit, progress=progress)
         rows.append(res)
     if not rows:
         raise TraceFormatError(f"no run folder (a folder with summary.json) under {str(root)!r}.")
@@ -223,27 +222,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.sweep is None:
             with stdout_to_stderr():
-                out = regret_of_run(args.run_dir, time_limit=args.time_limit, seed=args.seed)
-            print(json.dumps(out, indent=2))
+                out = regret_of_run(args.run_dir, time_limit=args.time_limit, seed=args.seed, progress=None)
+            print_json(out, indent=2)
             return 0
-        from analysis.sweep import to_markdown
 
         with stdout_to_stderr():
-            df = sweep_table(args.sweep, time_limit=args.time_limit, reuse=not args.recompute)
+            df = sweep_table(args.sweep, time_limit=args.time_limit, reuse=not args.recompute, progress=None)
         root = Path(args.sweep)
         write_parquet_atomic(root / "regret_table.parquet", df)
-        csv_tmp = root / ".regret_table.csv.partial"
-        df.to_csv(csv_tmp, index=False)
-        csv_tmp.replace(root / "regret_table.csv")
+        write_csv_atomic(root / "regret_table.csv", df)
         md = (to_markdown(format_table(df)) + "\n\nMean over seeds:\n\n" + to_markdown(summary_table(df)))
-        md_tmp = root / ".regret_table.md.partial"
-        md_tmp.write_text(md + "\n")
-        md_tmp.replace(root / "regret_table.md")
+        write_text_atomic(root / "regret_table.md", md + "\n")
         print(md)
         return 0
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+        return report("regret", e)
 
 
 if __name__ == "__main__":

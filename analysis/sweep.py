@@ -7,13 +7,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from framework.errors import TraceFormatError
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Complete run folders under root: those holding a summary.json (written last, so it marks
+    completeness). The one run-folder discovery of every tool that walks a sweep."""
+    r = Path(root)
+    if not r.is_dir():
+        raise TraceFormatError(f"sweep folder {str(r)!r} does not exist or is not a folder.")
+    return sorted(f.parent for f in r.rglob("summary.json"))
+
 
 def load_summaries(root: Path) -> pd.DataFrame:
-    """One row per complete run folder (summary.json is written last, so it marks completeness)."""
+    """One row per complete run folder."""
     rows = []
-    for f in sorted(Path(root).rglob("summary.json")):
-        s = json.loads(f.read_text())
-        s["run_dir"] = str(f.parent)
+    for d in find_runs(root):
+        s = json.loads((d / "summary.json").read_text())
+        s["run_dir"] = str(d)
         rows.append(s)
     return pd.DataFrame(rows)
 

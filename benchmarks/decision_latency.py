@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from framework.errors import ConfigError, UserError  # noqa: E402
+from framework.errors import ConfigError, UserError, report  # noqa: E402
 from framework.oracle import OracleChannel  # noqa: E402
 from framework.placement import validate_placements  # noqa: E402
 from framework.policy import PolicyContext, get_policy_class, make_policy  # noqa: E402
@@ -179,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(json.dumps(run(args)))
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report("decision_latency", e)
     return 0
 
 

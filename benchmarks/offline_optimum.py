@@ -1,4 +1,4 @@
-"""Offline optimum benchmark (analysis.offline_optimum): exact sizes and certified intervals.
+"""Offline optimum benchmark (analysis.offline): exact sizes and certified intervals.
 
     python benchmarks/offline_optimum.py [--quick] [--start ROW] [--scan-limit 60] [--big-limit 600]
 
@@ -69,7 +69,8 @@ def main() -> None:
 
     import pandas as pd
 
-    from analysis.offline_optimum import stdout_to_stderr, solve_offline
+    from analysis.offline.cli import stdout_to_stderr
+    from analysis.offline.solve import solve_offline
     from framework.cpus import default_jobs
 
     df = pd.read_csv(trace_path(), parse_dates=["TIMESTAMP"])

@@ -1,4 +1,4 @@
-"""How close the offline optimum's search gets to a known good assignment at scale (analysis.offline_optimum).
+"""How close the offline optimum's search gets to a known good assignment at scale (analysis.offline).
 
     BALANCEROUTE_DATA=../shared/data python benchmarks/offline_search_quality.py [--time-limit 120]
 
@@ -44,9 +44,9 @@ def main() -> None:
 
     import pandas as pd
 
-    from analysis import offline_search as ks
+    from analysis.offline import kernels as ks
     from analysis.objective import objective, total_load_sum
-    from analysis.offline_optimum import search_incumbent
+    from analysis.offline.search import search_incumbent
 
     df = pd.read_csv(trace_path(), parse_dates=["TIMESTAMP"])
     a, p, o = azure_instance(df, 0, args.rows)

@@ -16,8 +16,8 @@ from typing import Any, Callable, ClassVar, Dict, NamedTuple
 
 import numpy as np
 
-from framework.errors import ConfigError, did_you_mean
 from framework.policy import PolicyContext, load_all
+from framework.registry import Registry
 from framework.view import ClusterView
 
 
@@ -42,43 +42,52 @@ class TerminationClassifier(ABC):
     def survival(self, view: ClusterView, horizon: int, candidate_ids: np.ndarray) -> Survival:
         """q arrays of shape (R, horizon+1) and (N, horizon+1) with q[:, 0] == 1."""
 
+    def expected_lifetime(self, view: ClusterView, horizon: int) -> np.ndarray:
+        """c_i = E[min(r_i, H+1)] = sum_h q_i(h) for the running requests (BR-H's paper form).
 
-_CLASSIFIERS: dict[str, type[TerminationClassifier]] = {}
+        Subclasses with a cheaper closed form (the empirical tables: prefix sums) override it.
+        """
+        return self.survival(view, horizon, np.empty(0, np.int64)).running.sum(axis=1)
+
+
+CLASSIFIERS: Registry[type[TerminationClassifier]] = Registry(
+    "classifier", "Set it with policy.classifier=NAME.", discover=load_all)
 
 
 def register_classifier(name: str) -> Callable[[type], type]:
     def deco(cls: type) -> type:
         cls.name = name
-        _CLASSIFIERS[name] = cls
-        return cls
+        return CLASSIFIERS.register(name, cls)
 
     return deco
 
 
 def available_classifiers() -> list[str]:
-    load_all()
-    return sorted(_CLASSIFIERS)
+    return CLASSIFIERS.names()
 
 
 def make_classifier(name: str, context: PolicyContext, **params: Any) -> TerminationClassifier:
-    load_all()
-    if name not in _CLASSIFIERS:
-        raise ConfigError(f"Unknown classifier {name!r}." + did_you_mean(name, _CLASSIFIERS)
-                          + " Set it with policy.classifier=NAME.")
-    return _CLASSIFIERS[name](context, **params)
+    return CLASSIFIERS.get(name)(context, **params)
 
 
 # options of the built-in classifiers that policy configs carry as first-class fields
-_BUILTIN_PARAMS = {"empirical": ("prompt_bins", "min_support"), "noisy_oracle": ("accuracy",)}
+_BUILTIN_PARAMS = {"empirical": ("prompt_bins", "min_support"), "survival": ("prompt_bins", "min_support"),
+                   "exact_match": ("match_support", "min_support"), "flip_oracle": ("accuracy",),
+                   "noisy_oracle": ("noise_low", "noise_high")}
 
 
 @dataclass
 class ClassifierOptions:
     """Config fields of every policy that uses a termination classifier (brh, lp, bfio)."""
 
-    classifier: str = field(default="empirical", metadata={
-        "help": "termination classifier: none | empirical | noisy_oracle | oracle"})
-    accuracy: float = field(default=0.9, metadata={"help": "noisy_oracle: P(each answer is right)"})
+    classifier: str = field(default="survival", metadata={
+        "help": "termination classifier: none | survival (= empirical) | exact_match | noisy_oracle | "
+                "flip_oracle | oracle"})
+    accuracy: float = field(default=0.9, metadata={"help": "flip_oracle: P(each answer is right)"})
+    match_support: int = field(default=3, metadata={
+        "help": "exact_match: training requests a prompt needs for its own distribution (else survival)"})
+    noise_low: float = field(default=0.2, metadata={"help": "noisy_oracle: dl in o * U[1 - dl, 1 + du]"})
+    noise_high: float = field(default=0.2, metadata={"help": "noisy_oracle: du in o * U[1 - dl, 1 + du]"})
     prompt_bins: int = field(default=1, metadata={"help": "empirical: equal-count prompt-length bins"})
     min_support: int = field(default=20, metadata={"help": "empirical: min training requests per estimate"})
     classifier_params: Dict[str, Any] = field(default_factory=dict, metadata={

@@ -24,7 +24,6 @@ from framework.policy import load_all
 from framework.rundir import register_rundir_resolvers
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-SEEDED_KINDS = ("synthetic", "lengths")  # workload kinds whose requests the seed draws
 
 register_configs()
 register_rundir_resolvers()
@@ -39,7 +38,10 @@ def _workload_line(f: dict) -> str:
     took = f"{f['requests_total']} simulated" + (f" (workload.max_requests={cap})" if cap is not None else "")
     held = (f", after {n_train} held out as classifier history (workload.train_fraction={frac}; "
             "=0 simulates all)" if n_train else ", none held out (workload.train_fraction=0)")
-    if f.get("workload_kind") in SEEDED_KINDS:
+    from framework.workloads.loader import SOURCES
+
+    kind = f.get("workload_kind")
+    if kind in SOURCES and SOURCES.get(kind).generated:  # the seed draws these kinds' requests
         seed = f"seed {f['seed']} draws the requests and every random choice"
     else:
         seed = f"seed {f['seed']}: a trace has the same requests for every seed; it drives only random choices"
@@ -80,7 +82,8 @@ def run_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     train, workload = prepare_workload(wcfg, int(cfg.seed))
     out = run_policy(cfg.policy, workload, ccfg, int(cfg.seed), training=train,
                      check_invariants=bool(cfg.check_invariants), progress=bool(cfg.progress),
-                     max_steps=int(cfg.max_steps))
+                     max_steps=int(cfg.max_steps), record=str(cfg.record),
+                     record_every=int(cfg.record_every))
     summary = dict(out.summary)
     summary["cluster"] = ccfg.name
     summary.update(workload_kind=wcfg.kind, train_fraction=wcfg.train_fraction,

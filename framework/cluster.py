@@ -1,4 +1,4 @@
-"""Cluster shape and the step cost model t_g = c0 + c_seq*n_g + c_kv*s_g + c_pf*P_g (DESIGN.md 2, 6)."""
+"""Cluster shape and the step cost coefficients (DESIGN.md 2, 6); framework.cost turns them into t_g."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,6 +13,8 @@ class CostConfig:
     """Seconds per step: fixed part, per running sequence, per KV token read, per prefill token."""
 
     name: str = "fixed"
+    model: str = field(default="auto", metadata={
+        "help": "cost model (framework.cost): auto | fixed | linear; auto = fixed when c_seq=c_kv=c_pf=0"})
     c0: float = field(default=0.030, metadata={"help": "fixed step time: weight read + all-to-all (s)"})
     c_seq: float = field(default=0.0, metadata={"help": "per running sequence (s)"})
     c_kv: float = field(default=0.0, metadata={"help": "per KV token attended (s)"})
@@ -45,6 +47,9 @@ class ClusterConfig:
     prefill_chunk_tokens: int = field(default=8192,
                                       metadata={"help": "chunked-prefill budget per worker-step; 0 = unlimited"})
     cost: CostConfig = field(default_factory=CostConfig)
+    charge_decision_time: bool = field(default=False, metadata={
+        "help": "add the router's measured decision time to the simulated step it was made in "
+                "(off: decisions take no simulated time; on: runs are no longer bit-reproducible)"})
 
     def validate(self) -> None:
         if self.workers < 1:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from framework.cluster import ClusterConfig, CostConfig
+from framework.cluster import ClusterConfig
 from framework.errors import ConfigError, unknown_key_message
 
 
@@ -51,6 +51,13 @@ class WorkloadConfig:
     max_output_tokens: Optional[int] = field(default=None, metadata={
         "help": "keep only requests with at most this many output tokens (every kind)"})
 
+    def validate(self) -> None:
+        """ConfigError naming the first invalid value (the checks, general and per source, are in
+        framework.workloads.loader.check_config, beside the source registry they consult)."""
+        from framework.workloads.loader import check_config
+
+        check_config(self)
+
 
 @dataclass
 class RunConfig:
@@ -65,6 +72,9 @@ class RunConfig:
     progress: bool = field(default=True, metadata={"help": "progress bar on stderr"})
     check_invariants: bool = field(default=False, metadata={"help": "verify bookkeeping every step (slow)"})
     max_steps: int = field(default=100_000_000, metadata={"help": "stop the simulation after this many steps"})
+    record: str = field(default="auto", metadata={
+        "help": "auto | full | steps | sampled | summary: what is kept of the steps (docs/simulator.md)"})
+    record_every: int = field(default=100, metadata={"help": "record=sampled: keep every K-th step"})
     debug: bool = field(default=False, metadata={"help": "show tracebacks on errors"})
     backend: Any = field(default_factory=lambda: {"name": "sim"}, metadata={
         "help": "sim (simulate) | live (a real deployment: framework/live, docs/live.md)"})

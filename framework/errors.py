@@ -106,3 +106,12 @@ def _strip_hydra_noise(text: str) -> str:
             continue
         keep.append(line.strip())
     return " ".join(ln for ln in keep if ln)
+
+
+def report(prog: str, exc: UserError) -> int:
+    """Print a user error the one way every tool does (``prog: error: message`` on stderr) and return
+    its exit status, so a tool's main ends in ``return report("prog", e)``."""
+    import sys
+
+    print(f"{prog}: error: {exc}", file=sys.stderr)
+    return exc.exit_code

@@ -85,3 +85,21 @@ def decision_metrics(decision_ns: np.ndarray) -> dict[str, float]:
     ms = decision_ns / 1e6
     return {"decision_ms_p50": _pct(ms, 50), "decision_ms_p99": _pct(ms, 99),
             "decision_ms_max": float(ms.max()) if len(ms) else float("nan"), "decisions": int(len(ms))}
+
+
+def imbalance_from_accumulators(acc: dict, workers: int) -> dict[str, float]:
+    """The imbalance figures of ``imbalance_metrics`` from the step core's running sums.
+
+    Used when the run kept no per-(step, worker) table (record=steps|sampled|summary). The sums are
+    sequential where numpy's are pairwise, so the figures agree with the table's to rounding (~1e-12
+    relative), not bit for bit.
+    """
+    n = int(acc["steps_with_load"])
+    out = {"avg_dp_imbalance": float("nan"), "balance_ratio": float("nan"), "idle_fraction": float("nan"),
+           "imbalance_tokens": float(acc["imbalance_tokens"]), "steps_with_load": n}
+    if n:
+        out["avg_dp_imbalance"] = acc["sum_imbalance"] / n
+        out["balance_ratio"] = acc["sum_balance"] / n
+    total = acc["sum_GT"]
+    out["idle_fraction"] = acc["sum_idle"] / total if total > 0 else (0.0 if workers else float("nan"))
+    return out

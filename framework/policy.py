@@ -7,16 +7,18 @@ policy is one new file.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields, is_dataclass
+from collections.abc import Iterator
 from typing import Any, Callable, ClassVar, TypeVar
 
 import numpy as np
 
-from framework.errors import ConfigError, OracleAccessError
-from framework.registry import Registry, config_error
+from framework.errors import OracleAccessError
+from framework.registry import Checks, Registry, validate_config
 from framework.oracle import OracleChannel
 from framework.view import ClusterView, Placements
 from framework.workload import Workload
@@ -26,7 +28,7 @@ POOL = "pool"  # requests wait at the router, which admits some into free capaci
 
 
 @dataclass
-class PolicyConfig:
+class PolicyConfig(Checks):
     """Base of every policy's config; ``name`` selects the registered class.
 
     A subclass checks its options in ``validate`` (raise ``self.invalid(key, why)``), which
@@ -35,11 +37,13 @@ class PolicyConfig:
 
     name: str = ""
 
+    check_prefix: ClassVar[str] = "policy"
+
+    def check_owner(self) -> str:
+        return self.name
+
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid option (none here)."""
-
-    def invalid(self, key: str, why: str) -> ConfigError:
-        return config_error("policy", key, getattr(self, key), why, self.name)
 
 
 @dataclass
@@ -50,10 +54,18 @@ class PolicyContext:
     max_running: np.ndarray
     kv_capacity: np.ndarray
     seed: int = 0
-    step_time_hint_s: float = 0.03
     training: Workload | None = None
     oracle_channel: OracleChannel | None = field(default=None, repr=False)
     oracle_users: list[str] = field(default_factory=list)
+
+    @classmethod
+    def for_cluster(cls, cluster: Any, seed: int = 0, training: Workload | None = None,
+                    oracle_channel: OracleChannel | None = None) -> "PolicyContext":
+        """The context of a run on ``cluster`` (a ClusterConfig): its shape and limits."""
+        G = int(cluster.workers)
+        return cls(workers=G, max_running=np.full(G, cluster.max_running, np.int64),
+                   kv_capacity=np.full(G, cluster.kv_capacity_tokens, np.int64), seed=seed,
+                   training=training, oracle_channel=oracle_channel)
 
     def rng(self, stream: int = 0) -> np.random.Generator:
         """An independent, reproducible random stream for a component."""
@@ -100,7 +112,7 @@ class Policy(ABC):
     is_oracle: ClassVar[bool] = False
 
     def __init__(self, config: Any, context: PolicyContext) -> None:
-        self.config = config
+        self.config = validate_config(config)  # (make_policy has run it too; a direct call must not skip it)
         self.context = context
         self.G = context.workers
 
@@ -144,6 +156,16 @@ def register_policy(name: str, config: type | None = None) -> Callable[[P], P]:
         return cls
 
     return deco
+
+
+@contextlib.contextmanager
+def scoped_policy(name: str, cls: P, config: type | None = None) -> Iterator[P]:
+    """Register ``cls`` as ``name`` inside a ``with`` block only (test-only policies), then remove it."""
+    register_policy(name, config)(cls)
+    try:
+        yield cls
+    finally:
+        POLICIES.unregister(name)
 
 
 def available_policies() -> list[str]:

@@ -10,15 +10,15 @@ When the registry has a Hydra ``group`` the config is stored in Hydra's ConfigSt
 ``validate(self)``, raising ConfigError naming the first bad field (use ``config_error``); ``make_config``
 calls it, so option checks live in one place per entry and run before anything is built.
 
-``scoped`` registers an entry for the duration of a ``with`` block (tests), so nothing test-only stays in
-the registry or the ConfigStore.
+``unregister`` removes an entry and its ConfigStore node, so a test-only entry can be scoped to a test
+(framework.policy.scoped_policy) and nothing test-only stays in the registry or the ConfigStore.
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from framework.errors import ConfigError, did_you_mean
 
@@ -29,6 +29,43 @@ def config_error(prefix: str, key: str, value: Any, why: str, owner: str = "") -
     """The one style of an invalid-option message: ``policy.window=0 (lp) must be >= 1.``"""
     who = f" ({owner})" if owner else ""
     return ConfigError(f"{prefix}.{key}={value!r}{who} {why}")
+
+
+class Checks:
+    """Mixin of config dataclasses: helpers for ``validate()`` that raise in the one message style.
+
+    Set ``check_prefix`` (the config's key path, "policy", "workload") and, if the message should say
+    whose option it is, override ``check_owner``.
+    """
+
+    check_prefix: ClassVar[str] = ""
+
+    def check_owner(self) -> str:
+        return ""
+
+    def invalid(self, key: str, why: str) -> ConfigError:
+        return config_error(self.check_prefix, key, getattr(self, key), why, self.check_owner())
+
+    def require(self, ok: bool, key: str, why: str) -> None:
+        """Raise ``invalid(key, why)`` unless ``ok``."""
+        if not ok:
+            raise self.invalid(key, why)
+
+    def require_choice(self, key: str, options: Iterable[str]) -> None:
+        opts = tuple(options)
+        value = getattr(self, key)
+        if value not in opts:
+            raise self.invalid(key, f"must be one of {', '.join(opts)}." + did_you_mean(str(value), opts))
+
+    def require_number(self, key: str, low: float, what: str = "", integer: bool = False,
+                       strict: bool = False) -> None:
+        """A finite number >= low (> low if ``strict``), whole if ``integer``; ``what`` words the rule."""
+        v = getattr(self, key)
+        ok = isinstance(v, (int, float)) and math.isfinite(v) and (v > low if strict else v >= low) \
+            and (not integer or int(v) == v)
+        if not ok:
+            rule = what or f"{'an integer ' if integer else ''}{'>' if strict else '>='} {low}"
+            raise self.invalid(key, f"must be {rule}.")
 
 
 def validate_config(cfg: Any) -> Any:
@@ -55,12 +92,14 @@ class Registry(Generic[T]):
     ``kind`` names the thing in messages ("policy", "classifier"); ``hint`` says how a user chooses one
     ("Choose one with policy=NAME."); ``group`` is the Hydra config group the configs go to (None: the
     configs are not command-line options of their own); ``discover`` imports the modules whose
-    decorators fill the registry (called once, before the first lookup).
+    decorators fill the registry (called once, before the first lookup); ``key`` is the config key that
+    names an entry ("workload.kind"), quoted in the unknown-name message.
     """
 
     def __init__(self, kind: str, hint: str = "", group: str | None = None,
-                 discover: Callable[[], None] | None = None) -> None:
+                 discover: Callable[[], None] | None = None, key: str = "") -> None:
         self.kind = kind
+        self.key = key
         self.hint = hint
         self.group = group
         self._discover = discover
@@ -98,15 +137,6 @@ class Registry(Generic[T]):
 
             ConfigStore.instance().repo.get(self.group, {}).pop(f"{name}.yaml", None)
 
-    @contextlib.contextmanager
-    def scoped(self, name: str, obj: T, config: type | None = None) -> Iterator[T]:
-        """Register for the duration of a ``with`` block (test-only entries never stay behind)."""
-        self.register(name, obj, config)
-        try:
-            yield obj
-        finally:
-            self.unregister(name)
-
     def _store(self, name: str, config: type) -> None:
         from hydra.core.config_store import ConfigStore
 
@@ -138,7 +168,9 @@ class Registry(Generic[T]):
         self._load()
         if name not in self._entries:
             hint = f" {self.hint}" if self.hint else ""
-            raise ConfigError(f"Unknown {self.kind} {name!r}." + did_you_mean(str(name), self._entries) + hint)
+            what = f"{self.key}={name!r} is not a known {self.kind}." if self.key else \
+                f"Unknown {self.kind} {name!r}."
+            raise ConfigError(what + did_you_mean(str(name), self._entries) + hint)
         return self._entries[name]
 
     def get(self, name: str) -> T:

@@ -18,18 +18,34 @@ from framework.simulator import SimResult
 from framework.workload import Workload
 
 
-def steps_frame(res: SimResult) -> pd.DataFrame:
-    """One row per (step, worker): the barrier step time and each worker's load and compute."""
-    K, G = res.step_load.shape
+def steps_frame(res: SimResult) -> pd.DataFrame | None:
+    """The step table as recorded: one row per (step, worker) (full, sampled) or per step (steps)."""
+    tab = res.table
+    if tab is None:
+        return None
+    R = len(tab.step)
+    if tab.mode == "steps":
+        agg = tab.agg
+        G = res.workers
+        return pd.DataFrame({
+            "step": tab.step, "t_start_s": tab.t_start, "duration_s": tab.duration,
+            "load_max": agg[:, 0].astype(np.int64), "load_mean": agg[:, 1] / G,
+            "load_min": agg[:, 2].astype(np.int64),
+            "imbalance_tokens": (G * agg[:, 0] - agg[:, 1]).astype(np.int64),
+            "running_max": agg[:, 3].astype(np.int64), "running_mean": agg[:, 4] / G,
+            "running_min": agg[:, 5].astype(np.int64), "prefill_tokens": agg[:, 6].astype(np.int64),
+            "compute_max_s": agg[:, 7], "compute_mean_s": agg[:, 8],
+        })
+    G = tab.load.shape[1]
     return pd.DataFrame({
-        "step": np.repeat(np.arange(K, dtype=np.int64), G),
-        "t_start_s": np.repeat(res.step_t_start, G),
-        "duration_s": np.repeat(res.step_duration, G),
-        "worker": np.tile(np.arange(G, dtype=np.int64), K),
-        "load_tokens": res.step_load.reshape(-1),
-        "running": res.step_running.reshape(-1),
-        "compute_s": np.asarray(res.step_compute).reshape(-1),
-        "prefill_tokens": res.step_prefill.reshape(-1),
+        "step": np.repeat(tab.step, G),
+        "t_start_s": np.repeat(tab.t_start, G),
+        "duration_s": np.repeat(tab.duration, G),
+        "worker": np.tile(np.arange(G, dtype=np.int64), R),
+        "load_tokens": tab.load.reshape(-1),
+        "running": tab.running.reshape(-1),
+        "compute_s": tab.compute.reshape(-1),
+        "prefill_tokens": tab.prefill.reshape(-1),
     })
 
 
@@ -114,6 +130,14 @@ def write_parquet_atomic(path: Path, df: pd.DataFrame) -> None:
     write_atomic(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
 
 
+def write_csv_atomic(path: Path, df: pd.DataFrame) -> None:
+    _atomic(Path(path), lambda tmp: df.to_csv(tmp, index=False))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
 def _jsonable(o: Any) -> Any:
     if isinstance(o, np.integer):
         return int(o)
@@ -124,9 +148,12 @@ def _jsonable(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_run(run_dir: Path, summary: dict, steps: pd.DataFrame, requests: pd.DataFrame) -> None:
-    """Write the run's tables, then its summary (the completion marker)."""
+def write_run(run_dir: Path, summary: dict, steps: pd.DataFrame | None,
+              requests: pd.DataFrame | None) -> None:
+    """Write the run's tables (those it recorded), then its summary (the completion marker)."""
     run_dir = Path(run_dir)
-    write_parquet_atomic(run_dir / "steps.parquet", steps)
-    write_parquet_atomic(run_dir / "requests.parquet", requests)
+    if steps is not None:
+        write_parquet_atomic(run_dir / "steps.parquet", steps)
+    if requests is not None:
+        write_parquet_atomic(run_dir / "requests.parquet", requests)
     write_json_atomic(run_dir / "summary.json", summary)

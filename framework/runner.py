@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from framework.metrics import decision_metrics, imbalance_metrics, latency_metrics, paper_imbalance_metrics
+from framework.metrics import (decision_metrics, imbalance_from_accumulators, imbalance_metrics,
+                               latency_metrics, paper_imbalance_metrics)
 from framework.cluster import ClusterConfig
 from framework.config import WorkloadConfig
 from framework.errors import ConfigError
@@ -28,11 +29,15 @@ class RunOutput:
     workload: Workload
 
     @property
-    def steps(self) -> pd.DataFrame:
+    def steps(self) -> pd.DataFrame | None:
+        """The step table as recorded (None for record=summary)."""
         return steps_frame(self.result)
 
     @property
-    def requests(self) -> pd.DataFrame:
+    def requests(self) -> pd.DataFrame | None:
+        """One row per request (None for record=summary)."""
+        if self.result.table is None:
+            return None
         return requests_frame(self.result, self.workload)
 
 
@@ -52,18 +57,15 @@ def prepare_workload(cfg: WorkloadConfig, seed: int) -> tuple[Workload | None, W
 
 def run_policy(policy: Any, workload: Workload, cluster: ClusterConfig, seed: int = 0, *,
                training: Workload | None = None, check_invariants: bool = False,
-               progress: bool = False, max_steps: int = 100_000_000) -> RunOutput:
+               progress: bool = False, max_steps: int = 100_000_000, record: str = "full",
+               record_every: int = 100) -> RunOutput:
     """Simulate one policy on one workload and summarise it."""
     cluster.validate()
-    context = PolicyContext(
-        workers=cluster.workers,
-        max_running=np.full(cluster.workers, cluster.max_running, np.int64),
-        kv_capacity=np.full(cluster.workers, cluster.kv_capacity_tokens, np.int64),
-        seed=seed, step_time_hint_s=cluster.cost.c0 + cluster.cost.c_sync, training=training,
-        oracle_channel=OracleChannel(workload.output_tokens))
+    context = PolicyContext.for_cluster(cluster, seed, training=training,
+                                        oracle_channel=OracleChannel(workload.output_tokens))
     pol = make_policy(policy, context)
     sim = Simulator(workload, cluster, pol, check_invariants=check_invariants, progress=progress,
-                    max_steps=max_steps)
+                    max_steps=max_steps, record=record, record_every=record_every)
     res = sim.run()
     summary = summarize(res, workload, pol.name, context, seed, extra=pol.describe())
     return RunOutput(res, summary, workload)
@@ -77,8 +79,11 @@ def summarize(res: SimResult, workload: Workload, policy: str, context: PolicyCo
         "policy": policy, "workers": res.workers, "requests_total": len(workload),
         "requests_completed": completed, "steps": res.steps,
     }
-    s.update(imbalance_metrics(res.step_load, np.asarray(res.step_compute), res.step_duration))
-    s.update(paper_imbalance_metrics(res.step_load, int(res.req_admit_step.max())))
+    if res.table is not None and res.table.mode == "full":  # exact, from the table (as always)
+        s.update(imbalance_metrics(res.step_load, res.step_compute, res.step_duration))
+        s.update(paper_imbalance_metrics(res.step_load, int(res.req_admit_step.max())))
+    else:  # streaming sums; the paper's per-step forms need the full table
+        s.update(imbalance_from_accumulators(res.accum, res.workers))
     s.update(latency_metrics(workload.arrival_s, res.req_first_token_s, res.req_finish_s,
                              workload.output_tokens))
     s.update(decision_metrics(res.decision_ns))
@@ -88,6 +93,7 @@ def summarize(res: SimResult, workload: Workload, policy: str, context: PolicyCo
         "request_steps": res.request_steps, "sim_wall_s": res.wall_s,
         "request_steps_per_s": res.request_steps / res.wall_s if res.wall_s > 0 else math.nan,
         "workload": workload.name, "python": platform.python_version(),
+        "record": "summary" if res.table is None else res.table.mode,
     })
     if extra:
         s.update(extra)

@@ -3,37 +3,51 @@
 One tick is one decode step of the whole cluster. Per step:
   1. arrivals up to the clock join the router's waiting pool;
   2. the policy places waiting requests (dispatch: all of them into local queues; pool: some of them
-     into free capacity); the simulator validates every placement;
+     into free capacity); framework.placement validates every placement;
   3. each worker admits from its local FCFS queue while a slot and KV room are free;
   4. chunked prefill runs within the per-worker token budget; a request whose prefill completes joins
      the running set with load p_i (+ tokens already decoded, after a preemption);
-  5. the step lasts T = max_g t_g + c_sync (idle workers run a dummy step t_g = c0);
+  5. the step lasts T = max_g t_g + c_sync (framework.cost; idle workers run a dummy step t_g = c0),
+     plus the decision's wall time when cluster.charge_decision_time is set;
   6. requests whose last token is produced this step finish (a policy that defines
-     on_complete(request_ids, workers) is told, as a front-end learns of finished requests); every
-     other running request's context grows by one token (s_g += n_g);
+     on_complete(request_ids, workers) is told, before its next decision, as a front-end learns of
+     finished requests); every other running request's context grows by one token (s_g += n_g);
   7. a worker whose KV would overflow preempts its newest requests back to the head of its own queue
      (vLLM's recompute preemption; assignments stay sticky).
 When nothing is running, queued or waiting, the clock jumps to the next arrival.
 
-The per-step path never loops over running requests: loads grow by n_g, and completions come from a
-schedule keyed by finish step (known at decode start from o_i, which only the simulator reads).
+Steps 1 and 3-7 run compiled (framework.simcore, framework.simloop); Python runs only the policy, and
+only on steps where a decision is possible. Output lengths stay in the simulator's arrays; the policy
+sees a fresh ClusterState (framework.state) per decision. What is kept of the steps is the recorder's
+business (framework.recorder).
 """
 from __future__ import annotations
 
+import sys
 import time
-from bisect import bisect_right
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from framework import simcore as sc
 from framework.cluster import ClusterConfig
+from framework.cost import make_cost_model
 from framework.errors import ConfigError, PlacementError
-from framework.policy import DISPATCH, Policy
 from framework.placement import validate_placements
+from framework.policy import DISPATCH, Policy
+from framework.recorder import Recorder, StepTable, estimate_steps, resolve_mode
+from framework.simcore import apply_placements
+from framework.simloop import advance
 from framework.state import ClusterState
 from framework.view import ClusterView
 from framework.workload import Workload
+
+INVARIANTS = {1: "a request is running twice (or its position map is stale)",
+              2: "s_g differs from the sum of its running contexts", 3: "n_g differs from its running count",
+              4: "a running request sits on a worker it was not placed on", 5: "KV capacity exceeded",
+              6: "max_running exceeded", 7: "T != max t_g + c_sync", 8: "queue/prefill counters out of sync",
+              9: "negative load", 10: "a request was lost or duplicated (waiting + queued + prefilling + "
+                                       "running + finished != arrived)"}
 
 
 class InvariantError(AssertionError):
@@ -45,12 +59,9 @@ class SimResult:
     """Everything a run produced, as columns (turned into tables by framework.results)."""
 
     workers: int
-    step_t_start: np.ndarray  # (K,)
-    step_duration: np.ndarray  # (K,) barrier step time T
-    step_load: np.ndarray  # (K, G) s_g during the step
-    step_running: np.ndarray  # (K, G) n_g
-    step_compute: np.ndarray  # (K, G) t_g
-    step_prefill: np.ndarray  # (K, G) prefill tokens processed
+    steps: int
+    table: StepTable | None
+    accum: dict
     req_worker: np.ndarray
     req_placed_step: np.ndarray
     req_admit_step: np.ndarray  # first step the request's load counted (decode start, a_i)
@@ -62,9 +73,19 @@ class SimResult:
     request_steps: int
     extra: dict = field(default_factory=dict)
 
-    @property
-    def steps(self) -> int:
-        return len(self.step_duration)
+    # the per-(step, worker) columns of record=full
+    def _full(self, name: str) -> np.ndarray:
+        if self.table is None or self.table.mode != "full":
+            raise AttributeError(f"SimResult.{name} needs record=full (this run recorded "
+                                 f"{'summary' if self.table is None else self.table.mode})")
+        return getattr(self.table, name)
+
+    step_t_start = property(lambda self: self._full("t_start"))
+    step_duration = property(lambda self: self._full("duration"))
+    step_load = property(lambda self: self._full("load"))
+    step_running = property(lambda self: self._full("running"))
+    step_compute = property(lambda self: self._full("compute"))
+    step_prefill = property(lambda self: self._full("prefill"))
 
 
 class Simulator:
@@ -72,430 +93,200 @@ class Simulator:
 
     def __init__(self, workload: Workload, cluster: ClusterConfig, policy: Policy, *,
                  check_invariants: bool = False, progress: bool = False,
-                 max_steps: int = 100_000_000, max_idle_hold_steps: int = 100_000) -> None:
+                 max_steps: int = 100_000_000, max_idle_hold_steps: int = 100_000,
+                 record: str = "full", record_every: int = 100) -> None:
         cluster.validate()
-        self.workload = workload
-        self.cluster = cluster
-        self.policy = policy
+        self.workload, self.cluster, self.policy = workload, cluster, policy
+        self.cost = make_cost_model(cluster.cost)
         self.G = G = int(cluster.workers)
-        self.B = np.full(G, int(cluster.max_running), np.int64)
-        self.C = np.full(G, int(cluster.kv_capacity_tokens), np.int64)
-        # admission leaves a watermark free so running requests can grow before preemption kicks in
-        self.C_admit = self.C - np.floor(cluster.kv_watermark * self.C).astype(np.int64)
-        self.chunk = int(cluster.prefill_chunk_tokens) or None
-        cost = cluster.cost
-        self.c0, self.c_seq, self.c_kv, self.c_pf, self.c_sync = (
-            float(cost.c0), float(cost.c_seq), float(cost.c_kv), float(cost.c_pf), float(cost.c_sync))
-        self.fixed_cost = cost.is_fixed
-        self.check = check_invariants
-        self.progress = progress
-        self.max_steps = max_steps
-        self.max_idle_hold_steps = max_idle_hold_steps
-
         self.N = N = len(workload)
-        self.arrival = workload.arrival_s
-        self._arrival_list = workload.arrival_s.tolist()
-        self.prompt = workload.prompt_tokens
-        self._prompt_list = workload.prompt_tokens.tolist()
-        self._output = workload.output_tokens  # ground truth: simulator-internal only
-        self._output_list = workload.output_tokens.tolist()
-        peak = self.prompt + self._output - 1
-        too_big = np.flatnonzero(peak > self.C_admit[0])
+        self.progress = progress
+        self.charge = bool(cluster.charge_decision_time)
+        C = int(cluster.kv_capacity_tokens)
+        C_admit = C - int(np.floor(cluster.kv_watermark * C))
+        peak = workload.prompt_tokens + workload.output_tokens - 1
+        too_big = np.flatnonzero(peak > C_admit)
         if len(too_big):
             i = int(too_big[0])
             raise ConfigError(
                 f"Request {i} of workload {workload.name!r} needs {int(peak[i])} KV tokens at its last "
-                f"step, more than the {int(self.C_admit[0])} a worker admits (cluster.kv_capacity_tokens="
+                f"step, more than the {C_admit} a worker admits (cluster.kv_capacity_tokens="
                 f"{cluster.kv_capacity_tokens} less cluster.kv_watermark={cluster.kv_watermark}); "
                 f"{len(too_big)} request(s) do. Raise cluster.kv_capacity_tokens or filter the trace.")
+        if int(peak.max()) >= 2**31 or N >= 2**31:
+            raise ConfigError("Requests over 2^31 tokens (or 2^31 requests) are beyond the simulator.")
 
-        # per-request state
-        self.req_worker = np.full(N, -1, np.int64)
-        self.req_placed_step = np.full(N, -1, np.int64)
-        self.req_admit_step = np.full(N, -1, np.int64)
-        self.req_first_token_s = np.full(N, np.nan)
-        self.req_finish_s = np.full(N, np.nan)
-        self.req_preemptions = np.zeros(N, np.int64)
-        self._done = [0] * N  # tokens decoded before the current running stint
-        self._finish_step = [-1] * N
-        self._in_pool = np.zeros(N, bool)
-
-        # router and workers
-        self.pool = np.empty(0, np.int64)
-        self.local_queues: list[deque[int]] = [deque() for _ in range(G)]
-        self.qlen = np.zeros(G, np.int64)
-        self.queued_tokens = np.zeros(G, np.int64)
-        self.prefill_queues: list[deque[list[int]]] = [deque() for _ in range(G)]
-        self.n_prefill = np.zeros(G, np.int64)
-        self._q_total = 0  # sum of qlen, kept as a Python int: cheaper than .any() in the step loop
-        self._pf_total = 0  # sum of n_prefill
-        self._q_workers: set[int] = set()  # workers with a non-empty local queue
-        self._pf_workers: set[int] = set()  # workers with requests in prefill
-        self.reserved = np.zeros(G, np.int64)
-        self.s = np.zeros(G, np.int64)
-        self.n = np.zeros(G, np.int64)
-
-        # running set, compact arrays with swap-remove
-        self.act_id = np.zeros(N, np.int64)
-        self.act_worker = np.zeros(N, np.int64)
-        self.act_start = np.zeros(N, np.int64)
-        self.act_done0 = np.zeros(N, np.int64)
-        self.act_count = 0
-        self._act_pos = np.full(N, -1, np.int64)
-
-        self.schedule: dict[int, list[int]] = {}
-        # optional policy hook on_complete(request_ids, workers): a router that keeps an exact in-flight
-        # count (vLLM's per-front-end engine_inflight) learns of finished requests as a front-end does
+        self.WK = WK = np.zeros((sc.NWK, G), np.int64)
+        WK[sc.BMAX], WK[sc.CAP], WK[sc.CADM] = int(cluster.max_running), C, C_admit
+        WK[[sc.QHEAD, sc.QTAIL, sc.PFHEAD, sc.PFTAIL]] = sc.NOLINK
+        self.RQ = RQ = np.zeros((sc.NRQ, N), np.int32)  # int32: a week of requests fits in memory
+        RQ[sc.PROMPT], RQ[sc.OUTPUT] = workload.prompt_tokens, workload.output_tokens  # o_i: core only
+        RQ[[sc.WORKER, sc.PLACED, sc.ADMIT, sc.FINSTEP, sc.ACTPOS, sc.QNEXT, sc.PFNEXT, sc.SNEXT, sc.SPREV]] = \
+            sc.NOLINK
+        self.RF = RF = np.full((3, N), np.nan)
+        RF[sc.ARR] = workload.arrival_s
+        capA = int(WK[sc.BMAX].sum())
+        self.AC = np.zeros((4, capA), np.int64)
+        cal = 1 << int(workload.output_tokens.max()).bit_length()  # > max output: one finish step a bucket
+        self.CH = np.full(cal, sc.NOLINK, np.int64)
+        self.CT = np.full(cal, sc.NOLINK, np.int64)
+        self.JB = np.zeros(capA, np.int64)
         hook = getattr(policy, "on_complete", None)
         self._on_complete = hook if callable(hook) else None
-        self.step = 0
-        self.now_s = float(self.arrival[0])
-        self.completed = 0
+        self.CB = np.zeros((2, 4 * capA if self._on_complete else 0), np.int64)
+        self.SC = np.zeros(sc.NSC, np.int64)
+        self.SC[sc.STOPAT] = 4096 if progress else 2**62
+        self.SF = np.array([float(workload.arrival_s[0]), 0.0])
+        self.PRM = self.cost.params()
+        IP = np.zeros(sc.NIP, np.int64)
+        IP[sc.DISPATCH_F] = policy.family == DISPATCH
+        IP[sc.CHECK_F] = bool(check_invariants)
+        IP[sc.CHUNK] = int(cluster.prefill_chunk_tokens)
+        IP[sc.MAXSTEPS], IP[sc.MAXIDLE] = int(max_steps), int(max_idle_hold_steps)
+        IP[sc.HOOK_F] = self._on_complete is not None
+        IP[sc.COSTKIND] = self.cost.kind
+        self.max_steps = int(max_steps)
+        est = estimate_steps(float(workload.arrival_s[-1] - workload.arrival_s[0]),
+                             float(cluster.cost.c0 + cluster.cost.c_sync), float(workload.output_tokens.max()))
+        self.record = resolve_mode(record, est_steps=est, workers=G)
+        self.recorder = Recorder(self.record, record_every, G)
+        IP[sc.RECMODE], IP[sc.RECEVERY] = self.recorder.code, self.recorder.every
+        self.IP = IP
+        self.tg = np.zeros(G)
+        self.ACC = np.zeros(sc.NACC)
+
+    @property
+    def step(self) -> int:
+        return int(self.SC[sc.K])
+
+    @property
+    def completed(self) -> int:
+        return int(self.SC[sc.COMPLETED])
 
     def snapshot(self) -> ClusterState:
         """The router's view of the cluster now, as fresh arrays (no output lengths)."""
-        c = self.act_count
-        ids = self.pool.copy()
-        rid = self.act_id[:c].copy()
-        qlen = self.qlen.copy()
+        SC, WK, RQ, AC = self.SC, self.WK, self.RQ, self.AC
+        lo, ptr, c, k = int(SC[sc.POOLLO]), int(SC[sc.PTR]), int(SC[sc.ACT]), int(SC[sc.K])
+        ids = lo + np.flatnonzero(RQ[sc.INPOOL, lo:ptr]).astype(np.int64)
+        rid = AC[sc.AID, :c].copy()
+        s, n, npf, ql = WK[sc.S].copy(), WK[sc.NRUN].copy(), WK[sc.NPF].copy(), WK[sc.QLEN].copy()
+        res, qt, B = WK[sc.RES], WK[sc.QTOK], WK[sc.BMAX]
         return ClusterState(
-            step=self.step, now_s=self.now_s, loads=self.s.copy(), running=self.n.copy(),
-            prefilling=self.n_prefill.copy(), queued=qlen,
-            committed_tokens=self.reserved + self.queued_tokens, kv_used=self.s + self.reserved,
-            max_running=self.B.copy(), kv_capacity=self.C.copy(),
-            free_slots=np.maximum(self.B - self.n - self.n_prefill - qlen, 0),
-            free_kv=np.maximum(self.C_admit - self.s - self.reserved - self.queued_tokens, 0),
-            waiting_ids=ids, waiting_arrival_s=self.arrival[ids], waiting_prompt=self.prompt[ids],
-            running_ids=rid, running_worker=self.act_worker[:c].copy(), running_prompt=self.prompt[rid],
-            running_decoded=self.act_done0[:c] + (self.step - self.act_start[:c]))
+            step=k, now_s=float(self.SF[sc.TNOW]), loads=s, running=n, prefilling=npf, queued=ql,
+            committed_tokens=res + qt, kv_used=s + res, max_running=B.copy(), kv_capacity=WK[sc.CAP].copy(),
+            free_slots=np.maximum(B - n - npf - ql, 0), free_kv=np.maximum(WK[sc.CADM] - s - res - qt, 0),
+            waiting_ids=ids, waiting_arrival_s=self.RF[sc.ARR, ids], waiting_prompt=RQ[sc.PROMPT, ids].astype(np.int64),
+            running_ids=rid, running_worker=AC[sc.AWRK, :c].copy(),
+            running_prompt=RQ[sc.PROMPT, rid].astype(np.int64),
+            running_decoded=AC[sc.ADONE0, :c] + (k - AC[sc.ASTART, :c]))
 
-    # ------------------------------------------------------------------------------------------
-    def _apply(self, placements, view: ClusterView) -> None:
-        """Validate a policy's placements and put them into the workers' local queues."""
-        req, wrk = validate_placements(placements, view.state, family=self.policy.family,
-                                       policy=self.policy.name)
-        if len(req) == 0:
+    def _flush_completions(self) -> None:
+        n = int(self.SC[sc.CBN])
+        if not n:
             return
-        req_l, wrk_l = req.tolist(), wrk.tolist()
-        self._in_pool[req] = False
-        self.pool = self.pool[self._in_pool[self.pool]]
-        self.req_worker[req] = wrk
-        self.req_placed_step[req] = self.step
-        prompt = self._prompt_list
-        lq = self.local_queues
-        qt, ql = self.queued_tokens, self.qlen
-        for r, g in zip(req_l, wrk_l):
-            lq[g].append(r)
-            qt[g] += prompt[r]
-            ql[g] += 1
-        self._q_total += len(req_l)
-        self._q_workers.update(wrk_l)
+        ids, steps = self.CB[0, :n].copy(), self.CB[1, :n]
+        self.SC[sc.CBN] = 0
+        cuts = np.flatnonzero(np.diff(steps)) + 1
+        workers = self.RQ[sc.WORKER, ids].astype(np.int64)
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, n]):  # one call per step, as a front-end sees them
+            self._on_complete(ids[a:b], workers[a:b])
 
-    def _admit(self) -> None:
-        """Each worker admits from its local queue, FCFS, while a slot and KV room are free."""
-        prompt, done = self._prompt_list, self._done
-        B, C, s, n, npf, res = self.B, self.C_admit, self.s, self.n, self.n_prefill, self.reserved
-        for g in list(self._q_workers):
-            q = self.local_queues[g]
-            room_slots = int(B[g] - n[g] - npf[g])
-            room_kv = int(C[g] - s[g] - res[g])
-            admitted = tokens = 0
-            pq = self.prefill_queues[g]
-            while q and room_slots > 0:
-                r = q[0]
-                need = prompt[r] + done[r]
-                if need > room_kv:
-                    break
-                q.popleft()
-                room_slots -= 1
-                room_kv -= need
-                admitted += 1
-                tokens += need
-                pq.append([r, need, need])
-            if not q:
-                self._q_workers.discard(g)
-            if admitted:
-                self._pf_workers.add(g)
-                self._q_total -= admitted
-                self._pf_total += admitted
-                self.qlen[g] -= admitted
-                self.queued_tokens[g] -= tokens
-                npf[g] += admitted
-                res[g] += tokens
+    def _decide(self, decisions: list[int]) -> None:
+        if self._on_complete is not None:
+            self._flush_completions()
+        state = self.snapshot()
+        t0 = time.perf_counter_ns()
+        pl = self.policy.decide(ClusterView(state))
+        dt = time.perf_counter_ns() - t0
+        decisions.append(dt)
+        req, wrk = validate_placements(pl, state, family=self.policy.family, policy=self.policy.name)
+        if len(req):
+            apply_placements(req, wrk, self.SC, self.WK, self.RQ)
+        if self.charge:
+            self.SF[sc.EXTRA] += dt * 1e-9
 
-    def _prefill(self, P: np.ndarray) -> list[int]:
-        """Run chunked prefill; return requests whose prefill completed (they decode this step)."""
-        joined: list[int] = []
-        chunk = self.chunk
-        for g in list(self._pf_workers):
-            pq = self.prefill_queues[g]
-            budget = chunk if chunk is not None else 1 << 62
-            used = 0
-            while pq and budget > 0:
-                item = pq[0]
-                take = item[1] if item[1] < budget else budget
-                item[1] -= take
-                budget -= take
-                used += take
-                if item[1] == 0:
-                    pq.popleft()
-                    self._join(g, item[0], item[2])
-                    joined.append(item[0])
-            P[g] = used
-            if not pq:
-                self._pf_workers.discard(g)
-        return joined
-
-    def _join(self, g: int, r: int, need: int) -> None:
-        k = self.step
-        self.n_prefill[g] -= 1
-        self._pf_total -= 1
-        self.reserved[g] -= need
-        self.s[g] += need
-        self.n[g] += 1
-        d0 = self._done[r]
-        fin = k + self._output_list[r] - d0 - 1
-        self._finish_step[r] = fin
-        lst = self.schedule.get(fin)
-        if lst is None:
-            self.schedule[fin] = [r]
-        else:
-            lst.append(r)
-        if self.req_admit_step[r] < 0:
-            self.req_admit_step[r] = k
-        c = self.act_count
-        self.act_id[c] = r
-        self.act_worker[c] = g
-        self.act_start[c] = k
-        self.act_done0[c] = d0
-        self._act_pos[r] = c
-        self.act_count = c + 1
-
-    def _remove_active(self, r: int) -> None:
-        i = int(self._act_pos[r])
-        last = self.act_count - 1
-        if i != last:
-            m = int(self.act_id[last])
-            self.act_id[i] = m
-            self.act_worker[i] = self.act_worker[last]
-            self.act_start[i] = self.act_start[last]
-            self.act_done0[i] = self.act_done0[last]
-            self._act_pos[m] = i
-        self._act_pos[r] = -1
-        self.act_count = last
-
-    def _complete(self, t_end: float) -> None:
-        lst = self.schedule.pop(self.step, None)
-        if not lst:
-            return
-        k = self.step
-        prompt, output, fs = self._prompt_list, self._output_list, self._finish_step
-        s, n, rw = self.s, self.n, self.req_worker
-        finished: list[int] | None = [] if self._on_complete is not None else None
-        for r in lst:
-            if fs[r] != k:  # stale entry of a preempted request
-                continue
-            g = rw[r]
-            s[g] -= prompt[r] + output[r] - 1
-            n[g] -= 1
-            fs[r] = -2
-            self._remove_active(r)
-            self.req_finish_s[r] = t_end
-            self.completed += 1
-            if finished is not None:
-                finished.append(r)
-        if finished:
-            ids = np.asarray(finished, np.int64)
-            self._on_complete(ids, rw[ids])
-
-    def _preempt_overflow(self) -> None:
-        """After growth, a worker over its KV capacity preempts its newest requests (sticky)."""
-        over = np.flatnonzero(self.s + self.reserved > self.C)
-        for g in over.tolist():
-            while self.s[g] + self.reserved[g] > self.C[g]:
-                c = self.act_count
-                mine = np.flatnonzero(self.act_worker[:c] == g)
-                if len(mine) == 0:  # only prefill reservations left; they fit by construction
-                    break
-                # newest first: latest decode start, then latest request id (vLLM pops the tail)
-                key = self.act_start[mine] * self.N + self.act_id[mine]
-                i = int(mine[np.argmax(key)])
-                r = int(self.act_id[i])
-                decoded = int(self.act_done0[i] + (self.step + 1 - self.act_start[i]))
-                load = self._prompt_list[r] + decoded
-                self.s[g] -= load
-                self.n[g] -= 1
-                self._remove_active(r)
-                self._finish_step[r] = -1
-                self._done[r] = decoded
-                self.req_preemptions[r] += 1
-                self.local_queues[g].appendleft(r)
-                self._q_workers.add(g)
-                self.qlen[g] += 1
-                self._q_total += 1
-                self.queued_tokens[g] += load
-
-    # ------------------------------------------------------------------------------------------
-    def _check_invariants(self, k: int, tg: np.ndarray, T: float) -> None:
-        c = self.act_count
-        ids = self.act_id[:c]
-        if len(np.unique(ids)) != c:
-            raise InvariantError(f"step {k}: a request is running twice")
-        loads = self.prompt[ids] + self.act_done0[:c] + (k - self.act_start[:c])
-        s_chk = np.bincount(self.act_worker[:c], weights=loads, minlength=self.G).astype(np.int64)
-        n_chk = np.bincount(self.act_worker[:c], minlength=self.G)
-        if not np.array_equal(s_chk, self.s):
-            raise InvariantError(f"step {k}: s_g {self.s.tolist()} != sum of contexts {s_chk.tolist()}")
-        if not np.array_equal(n_chk, self.n):
-            raise InvariantError(f"step {k}: n_g {self.n.tolist()} != running count {n_chk.tolist()}")
-        if not np.array_equal(self.req_worker[ids], self.act_worker[:c]):
-            raise InvariantError(f"step {k}: a running request sits on a worker it was not placed on")
-        if np.any(self.s + self.reserved > self.C):
-            raise InvariantError(f"step {k}: KV capacity exceeded: {(self.s + self.reserved).tolist()}")
-        if np.any(self.n + self.n_prefill > self.B):
-            raise InvariantError(f"step {k}: max_running exceeded")
-        if not np.isclose(T, tg.max() + self.c_sync, rtol=0, atol=1e-12):
-            raise InvariantError(f"step {k}: T={T} != max t_g + c_sync")
-        if self._q_total != int(self.qlen.sum()) or self._pf_total != int(self.n_prefill.sum()):
-            raise InvariantError(f"step {k}: queue/prefill counters out of sync")
-        if self._q_workers != {g for g in range(self.G) if self.local_queues[g]} or \
-                self._pf_workers != {g for g in range(self.G) if self.prefill_queues[g]}:
-            raise InvariantError(f"step {k}: active-worker sets out of sync")
-        if np.any(self.s < 0) or np.any(self.n < 0):
-            raise InvariantError(f"step {k}: negative load")
+    def _raise(self, rc: int) -> None:
+        SC = self.SC
+        if rc == sc.ERR_IDLE:
+            raise PlacementError(
+                f"Policy {self.policy.name!r} held {int(SC[sc.NPOOL])} request(s) for {int(SC[sc.IDLE])} "
+                "steps while the whole cluster was idle; a pool policy must eventually admit (check its "
+                "hold limit).")
+        if rc == sc.ERR_MAXSTEPS:
+            raise ConfigError(f"Simulation passed max_steps={self.max_steps} with "
+                              f"{self.N - self.completed} requests unfinished; raise max_steps.")
+        if rc >= sc.ERR_INV:
+            raise InvariantError(f"step {int(SC[sc.ERRSTEP])}: {INVARIANTS.get(rc - sc.ERR_INV, rc)}")
+        raise InvariantError("requests vanished: nothing waiting, queued or running")
 
     def run(self) -> SimResult:
         """Simulate until every request has finished."""
-        G, N = self.G, self.N
-        cap = 1024
-        rec_t = np.empty(cap)
-        rec_T = np.empty(cap)
-        rec_s = np.empty((cap, G), np.int64)
-        rec_n = np.empty((cap, G), np.int64)
-        rec_P = np.zeros((cap, G), np.int64)
-        rec_tg = np.empty((cap, G)) if not self.fixed_cost else None
+        SC, rec = self.SC, self.recorder
+        args = (self.SC, self.SF, self.PRM, self.IP, self.WK, self.RQ, self.RF, self.AC, self.CH, self.CT,
+                self.JB, self.CB, self.tg, *rec.buffers(), self.ACC)
         decisions: list[int] = []
-        arr = self._arrival_list
-        ptr = 0
-        dispatch = self.policy.family == DISPATCH
-        policy = self.policy
-        c0, c_seq, c_kv, c_pf, c_sync = self.c0, self.c_seq, self.c_kv, self.c_pf, self.c_sync
-        fixed = self.fixed_cost
-        tg_fixed = np.full(G, c0)
-        T_fixed = c0 + c_sync
-        kv_can_bind = bool(np.any(self.C < np.inf))
-        idle_hold = 0
-        request_steps = 0
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=N, unit="req", desc=f"simulate {policy.name}", mininterval=0.5,
-                       leave=False, dynamic_ncols=True)
+        bar = self._bar()
         wall0 = time.perf_counter()
-        t = self.now_s
-        k = 0
-        last_done = 0
-        while self.completed < N:
-            self.step = k
-            self.now_s = t
-            # 1. arrivals
-            if ptr < N and arr[ptr] <= t:
-                j = bisect_right(arr, t, ptr)
-                new = np.arange(ptr, j, dtype=np.int64)
-                self._in_pool[new] = True
-                self.pool = np.concatenate((self.pool, new)) if len(self.pool) else new
-                ptr = j
-            busy = self.act_count or self._pf_total or self._q_total
-            # 2. decision
-            if len(self.pool) and (dispatch or bool(
-                    ((self.B - self.n - self.n_prefill - self.qlen) > 0).any())):
-                view = ClusterView(self.snapshot())
-                t0 = time.perf_counter_ns()
-                pl = policy.decide(view)
-                decisions.append(time.perf_counter_ns() - t0)
-                self._apply(pl, view)
-            if not busy and not self._q_total:
-                if len(self.pool):
-                    idle_hold += 1
-                    if idle_hold > self.max_idle_hold_steps:
-                        raise PlacementError(
-                            f"Policy {policy.name!r} held {len(self.pool)} request(s) for "
-                            f"{idle_hold} steps while the whole cluster was idle; a pool policy must "
-                            "eventually admit (check its hold limit).")
-                elif ptr < N:  # whole cluster idle: jump to the next arrival
-                    t = max(t, arr[ptr])
-                    continue
-                else:  # pragma: no cover - completed < N with nothing anywhere is a bug
-                    raise InvariantError("requests vanished: nothing waiting, queued or running")
+        decide_s = 0.0  # Python time of decisions (state, policy, validation), for the benchmarks
+        phase = 0
+        while True:
+            rc = advance(phase, *args)
+            phase = 0
+            if rc == sc.DONE_RC:
+                break
+            if rc == sc.DECIDE:
+                d0 = time.perf_counter()
+                self._decide(decisions)
+                decide_s += time.perf_counter() - d0
+                phase = 1
+            elif rc == sc.RECBUF:
+                rec.flush(int(SC[sc.RECN]))
+                SC[sc.RECN] = 0
+            elif rc == sc.CBBUF:
+                self._flush_completions()
+            elif rc == sc.PROGRESS:
+                SC[sc.STOPAT] = SC[sc.K] + 4096
+                self._tick(bar, wall0)
             else:
-                idle_hold = 0
-            # 3-4. admission and prefill
-            if self._q_total:
-                self._admit()
-            P = np.zeros(G, np.int64)
-            if self._pf_total:
-                joined = self._prefill(P)
-            else:
-                joined = ()
-            # 5. barrier step time
-            if fixed:
-                tg, T = tg_fixed, T_fixed
-            else:
-                tg = c0 + c_seq * self.n + c_kv * self.s + c_pf * P
-                T = float(tg.max()) + c_sync
-            if k >= cap:
-                cap *= 2
-                rec_t = np.resize(rec_t, cap)
-                rec_T = np.resize(rec_T, cap)
-                rec_s = np.resize(rec_s, (cap, G))
-                rec_n = np.resize(rec_n, (cap, G))
-                grow = np.zeros((cap, G), np.int64)
-                grow[:k] = rec_P[:k]
-                rec_P = grow
-                if rec_tg is not None:
-                    rec_tg = np.resize(rec_tg, (cap, G))
-            rec_t[k] = t
-            rec_T[k] = T
-            rec_s[k] = self.s
-            rec_n[k] = self.n
-            if joined:
-                rec_P[k] = P
-            if rec_tg is not None:
-                rec_tg[k] = tg
-            request_steps += self.act_count
-            if self.check:
-                self._check_invariants(k, tg, T)
-            t_end = t + T
-            for r in joined:
-                if np.isnan(self.req_first_token_s[r]):
-                    self.req_first_token_s[r] = t_end
-            # 6. completions, then growth
-            self._complete(t_end)
-            self.s += self.n
-            # 7. preemption on KV overflow
-            if kv_can_bind and self.act_count:
-                if (self.s + self.reserved > self.C).any():
-                    self._preempt_overflow()
-            t = t_end
-            k += 1
-            if k >= self.max_steps:
-                raise ConfigError(f"Simulation passed max_steps={self.max_steps} with "
-                                  f"{N - self.completed} requests unfinished; raise max_steps.")
-            if bar is not None and (k & 1023) == 0:
-                bar.update(self.completed - last_done)
-                last_done = self.completed
+                self._raise(rc)
         wall = time.perf_counter() - wall0
+        if self._on_complete is not None:
+            self._flush_completions()
+        rec.flush(int(SC[sc.RECN]))
+        SC[sc.RECN] = 0
         if bar is not None:
-            bar.update(self.completed - last_done)
+            self._tick(bar, wall0)
             bar.close()
-        K = k
-        if rec_tg is None:
-            rec_tg = np.broadcast_to(tg_fixed, (K, G))
+        res = self._result(decisions, wall)
+        res.extra["decide_wall_s"] = decide_s
+        return res
+
+    def _bar(self):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.N, unit="req", desc=f"simulate {self.policy.name}", mininterval=0.5,
+                    leave=False, dynamic_ncols=True, file=sys.stderr)
+
+    def _tick(self, bar, wall0: float) -> None:
+        """Progress: requests done (and their rate, from tqdm), simulated time and its speed-up."""
+        if bar is None:
+            return
+        t_sim = float(self.SF[sc.TNOW] - self.RF[sc.ARR, 0])
+        bar.update(self.completed - bar.n)
+        wall = max(time.perf_counter() - wall0, 1e-9)
+        bar.set_postfix_str(f"sim {t_sim:,.0f}s ({t_sim / wall:,.0f}x real time), step {self.step:,}",
+                            refresh=False)
+
+    def _result(self, decisions: list[int], wall: float) -> SimResult:
+        RQ, RF = self.RQ, self.RF
+        wide = self.record != "summary"  # the request table wants int64 columns; a summary does not
+        col = (lambda row: RQ[row].astype(np.int64)) if wide else (lambda row: RQ[row])
         return SimResult(
-            workers=G, step_t_start=rec_t[:K].copy(), step_duration=rec_T[:K].copy(),
-            step_load=rec_s[:K].copy(), step_running=rec_n[:K].copy(), step_compute=np.array(rec_tg[:K]),
-            step_prefill=rec_P[:K].copy(), req_worker=self.req_worker, req_placed_step=self.req_placed_step,
-            req_admit_step=self.req_admit_step, req_first_token_s=self.req_first_token_s,
-            req_finish_s=self.req_finish_s, req_preemptions=self.req_preemptions,
-            decision_ns=np.asarray(decisions, np.int64), wall_s=wall, request_steps=int(request_steps))
+            workers=self.G, steps=self.step, table=self.recorder.table(),
+            accum=dict(zip(("steps_with_load", "sum_imbalance", "sum_balance", "imbalance_tokens",
+                            "sum_GT", "sum_idle"), self.ACC.tolist())),
+            req_worker=col(sc.WORKER), req_placed_step=col(sc.PLACED), req_admit_step=col(sc.ADMIT),
+            req_first_token_s=RF[sc.FIRST], req_finish_s=RF[sc.FINISH], req_preemptions=col(sc.PREEMPT),
+            decision_ns=np.asarray(decisions, np.int64), wall_s=wall, request_steps=int(self.SC[sc.REQSTEPS]))

@@ -1,11 +1,15 @@
-"""Tiny policies used only by the simulator tests (not registered in algorithms/)."""
+"""Tiny policies used only by the simulator tests.
+
+They are registered only while a test asks for the ``test_policies`` fixture (tests/conftest.py), so
+they never appear in the real registry, ``balanceroute --help`` or the every-policy checks.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from framework.policy import DISPATCH, POOL, Policy, PolicyConfig, register_policy
+from framework.policy import DISPATCH, POOL, Policy, PolicyConfig
 from framework.view import Placements
 
 
@@ -14,7 +18,6 @@ class FixedMapConfig(PolicyConfig):
     pass
 
 
-@register_policy("_test_fixed_map", config=FixedMapConfig)
 class FixedMap(Policy):
     """Dispatch request i to worker MAP[i] (set on the class by a test)."""
 
@@ -26,7 +29,6 @@ class FixedMap(Policy):
         return Placements.of(ids, [self.MAP.get(int(i), int(i) % self.G) for i in ids])
 
 
-@register_policy("_test_pool_first_fit")
 class PoolFirstFit(Policy):
     """Pool policy: admit oldest-first into the first worker with a free slot and KV room."""
 
@@ -48,7 +50,6 @@ class PoolFirstFit(Policy):
         return Placements.of(req, wrk)
 
 
-@register_policy("_test_bad_overfill")
 class BadOverfill(Policy):
     """Pool policy that ignores free slots (for the PlacementError test)."""
 
@@ -57,3 +58,11 @@ class BadOverfill(Policy):
     def decide(self, view):
         ids = view.waiting_ids
         return Placements.of(ids, np.zeros(len(ids), np.int64))
+
+
+# name -> (class, config class); registered by the ``test_policies`` fixture
+TEST_POLICIES = {
+    "_test_fixed_map": (FixedMap, FixedMapConfig),
+    "_test_pool_first_fit": (PoolFirstFit, None),
+    "_test_bad_overfill": (BadOverfill, None),
+}

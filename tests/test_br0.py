@@ -373,3 +373,24 @@ def test_overdue_request_without_room_blocks_younger_ones():
     assert plan(*args, work_conserving=True, forced=np.array([True, False])).assign.tolist() == [-1, -1]
     # not overdue: the younger one goes in
     assert plan(*args, work_conserving=True, forced=np.array([False, False])).assign.tolist() == [-1, 0]
+
+
+def test_hold_counts_only_bypasses_by_later_arrivals():
+    from algorithms._hold import HoldCounter
+
+    h = HoldCounter(2)
+    ids = np.array([0, 1, 2])
+    same = np.zeros(3)
+    for _ in range(5):  # request 2 (same arrival) admitted each time: no order among them, no hold
+        h.record(ids, np.array([-1, -1, 0]), free_slots=1, arrival=same)
+    assert not h.overdue(ids).any()
+    later = np.array([0.0, 0.0, 1.0])
+    h.record(ids, np.array([-1, -1, 0]), free_slots=1, arrival=later)
+    assert not h.overdue(ids).any()
+    h.record(ids, np.array([-1, -1, 0]), free_slots=1, arrival=later)
+    assert h.overdue(ids).tolist() == [True, True, False]  # bypassed twice by a later arrival
+    # without arrival times every bypass counts (the envelope-era rule, lp and bfio)
+    g = HoldCounter(2)
+    for _ in range(2):
+        g.record(ids, np.array([-1, -1, 0]), free_slots=1)
+    assert g.overdue(ids).tolist() == [True, True, False]

@@ -147,22 +147,22 @@ def test_empirical_fast_matches_reference(outs, decoded, H, min_support):
     np.testing.assert_allclose(q, _ref_empirical(outs, decoded, H, min_support).reshape(q.shape))
 
 
-def test_noisy_oracle_accuracy_one_is_the_oracle():
+def test_flip_oracle_accuracy_one_is_the_oracle():
     v = FakeSim(2, PROMPT, RUNNING, [3, 4]).view()
-    a = make_classifier("noisy_oracle", context(outputs=OUT), accuracy=1.0).survival(v, 4, np.array([3, 4]))
+    a = make_classifier("flip_oracle", context(outputs=OUT), accuracy=1.0).survival(v, 4, np.array([3, 4]))
     b = make_classifier("oracle", context(outputs=OUT)).survival(v, 4, np.array([3, 4]))
     assert np.array_equal(a.running, b.running) and np.array_equal(a.candidates, b.candidates)
 
 
-def test_noisy_oracle_each_answer_right_with_the_given_probability():
+def test_flip_oracle_each_answer_right_with_the_given_probability():
     rng = np.random.default_rng(1)
     n, H, acc = 20000, 6, 0.7
     prompt = np.full(n, 10)
     out = rng.integers(1, 10, n)
     sim = FakeSim(1, prompt, pool=np.arange(n))
     ctx = context(G=1, outputs=out, seed=3)
-    c = make_classifier("noisy_oracle", ctx, accuracy=acc)
-    assert ctx.oracle_used and "noisy_oracle" in ctx.oracle_users[0]
+    c = make_classifier("flip_oracle", ctx, accuracy=acc)
+    assert ctx.oracle_used and "flip_oracle" in ctx.oracle_users[0]
     q = c.survival(sim.view(), H, np.arange(n)).candidates
     truth = (out[:, None] > np.arange(H + 1)).astype(float)
     right = (q == truth).mean(axis=0)
@@ -173,7 +173,7 @@ def test_noisy_oracle_each_answer_right_with_the_given_probability():
     again = c.survival(sim.view(), H, np.arange(n)).candidates
     assert np.array_equal(q, again)
     with pytest.raises(ConfigError, match="accuracy"):
-        make_classifier("noisy_oracle", ctx, accuracy=0.4)
+        make_classifier("flip_oracle", ctx, accuracy=0.4)
 
 
 def test_non_oracle_components_cannot_read_ground_truth():
@@ -195,7 +195,8 @@ def test_non_oracle_components_cannot_read_ground_truth():
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 10**6), st.integers(0, 10), st.sampled_from(["none", "empirical", "noisy_oracle",
-                                                                   "oracle"]))
+                                                                   "oracle", "survival", "exact_match",
+                                                                   "flip_oracle"]))
 def test_every_classifier_returns_valid_survival(seed, H, name):
     rng = np.random.default_rng(seed)
     n_run, n_wait = int(rng.integers(0, 12)), int(rng.integers(0, 6))
@@ -205,7 +206,8 @@ def test_every_classifier_returns_valid_survival(seed, H, name):
     running = [(i, int(rng.integers(0, 3)), int(rng.integers(0, out[i]))) for i in range(n_run)]
     sim = FakeSim(3, prompt, running, np.arange(n_run, N))
     ctx = context(G=3, training=training(rng.integers(1, 30, 50), rng.integers(1, 500, 50)), outputs=out)
-    params = {"empirical": {"prompt_bins": 3, "min_support": 3}, "noisy_oracle": {"accuracy": 0.8}}
+    params = {"empirical": {"prompt_bins": 3, "min_support": 3}, "flip_oracle": {"accuracy": 0.8},
+              "noisy_oracle": {"noise_low": 0.5, "noise_high": 1.0}, "exact_match": {"match_support": 2}}
     c = make_classifier(name, ctx, **params.get(name, {}))
     cand = np.arange(n_run, N)[: int(rng.integers(0, n_wait + 1))]
     sv = c.survival(sim.view(), H, cand)
@@ -217,3 +219,63 @@ def test_every_classifier_returns_valid_survival(seed, H, name):
 
 def test_empirical_is_a_termination_classifier_not_an_oracle():
     assert not EmpiricalClassifier.is_oracle
+
+
+# --- the paper's predictors (algorithms/predictors.py) -------------------------------------------------
+def test_survival_is_empirical_under_the_paper_name():
+    ctx = context(training=training([1, 3, 3, 8, 9], [10, 20, 30, 40, 50]))
+    v = FakeSim(2, PROMPT, RUNNING, [3, 4]).view()
+    a = make_classifier("survival", ctx, min_support=1).survival(v, 5, np.array([3, 4]))
+    b = make_classifier("empirical", ctx, min_support=1).survival(v, 5, np.array([3, 4]))
+    assert np.array_equal(a.running, b.running) and np.array_equal(a.candidates, b.candidates)
+
+
+def test_exact_match_uses_the_prompts_own_outputs_and_falls_back():
+    # prompt 50 seen 3 times with outputs 2, 2, 4; prompt 60 once (below match_support 2): pooled
+    tr = training([2, 2, 4, 10, 10, 10], [50, 50, 50, 60, 70, 70])
+    ctx = context(training=tr)
+    c = make_classifier("exact_match", ctx, match_support=2, min_support=1)
+    v = FakeSim(2, PROMPT, RUNNING, [3, 4]).view()  # candidates 3 (prompt 50) and 4 (prompt 60)
+    q = c.survival(v, 3, np.array([3, 4])).candidates
+    # prompt 50: P(o > h) for h = 0..3 = 1, 1, 1/3, 1/3
+    np.testing.assert_allclose(q[0], [1, 1, 1 / 3, 1 / 3])
+    # prompt 60: pooled over all 6: #{o > h}/6 = 6/6, 6/6, 4/6, 4/6
+    np.testing.assert_allclose(q[1], [1, 1, 4 / 6, 4 / 6])
+
+
+def test_noisy_oracle_is_o_times_a_uniform_factor():
+    rng = np.random.default_rng(0)
+    n = 20000
+    out = rng.integers(50, 100, n)
+    sim = FakeSim(1, np.full(n, 10), pool=np.arange(n))
+    ctx = context(G=1, outputs=out, seed=1)
+    c = make_classifier("noisy_oracle", ctx, noise_low=0.2, noise_high=0.5)
+    assert ctx.oracle_used and "noisy_oracle" in ctx.oracle_users[0]
+    q = c.survival(sim.view(), 200, np.arange(n)).candidates
+    o_est = q.sum(axis=1)  # q(h) = [o_est > h]: o_est = number of ones
+    ratio = o_est / out
+    assert ratio.min() >= 0.8 - 0.01 and ratio.max() <= 1.5 + 0.01
+    assert abs(ratio.mean() - 1.15) < 0.01
+    zero = make_classifier("noisy_oracle", context(G=1, outputs=out), noise_low=0, noise_high=0)
+    truth = make_classifier("oracle", context(G=1, outputs=out))
+    assert np.array_equal(zero.survival(sim.view(), 200, np.arange(n)).candidates,
+                          truth.survival(sim.view(), 200, np.arange(n)).candidates)
+    with pytest.raises(ConfigError, match="noise_low"):
+        make_classifier("noisy_oracle", ctx, noise_low=1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10**6), st.integers(0, 12), st.sampled_from(["empirical", "survival", "exact_match",
+                                                                   "oracle", "none"]))
+def test_expected_lifetime_is_the_sum_of_the_survival_curve(seed, H, name):
+    rng = np.random.default_rng(seed)
+    n = 15
+    prompt = rng.integers(1, 5, n)
+    out = rng.integers(1, 30, n)
+    running = [(i, int(rng.integers(0, 2)), int(rng.integers(0, out[i]))) for i in range(n)]
+    sim = FakeSim(2, prompt, running)
+    ctx = context(training=training(rng.integers(1, 30, 60), rng.integers(1, 5, 60)), outputs=out)
+    params = {"empirical": {"prompt_bins": 2, "min_support": 3}, "exact_match": {"match_support": 2}}
+    c = make_classifier(name, ctx, **params.get(name, {}))
+    v = sim.view()
+    np.testing.assert_allclose(c.expected_lifetime(v, H), c.survival(v, H, np.empty(0, np.int64)).running.sum(1))

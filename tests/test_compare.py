@@ -88,9 +88,7 @@ def test_stale_run_is_rerun_by_main(tmp_path, capsys, monkeypatch):
     ("brh[horizon=4,classifier=none]", ["policy=brh", "policy.horizon=4", "policy.classifier=none"]),
     ("_test_pool_first_fit", ["policy=_test_pool_first_fit"]),  # a user-registered policy (tests/_policies)
 ])
-def test_any_registered_policy_is_a_label(label, expected):
-    import tests._policies  # noqa: F401  registers the test policies
-
+def test_any_registered_policy_is_a_label(label, expected, test_policies):
     assert compare.label_overrides(label) == expected
 
 
@@ -104,9 +102,7 @@ def test_all_adds_every_registered_policy():
     assert compare.policy_labels("brh[horizon=4,gamma=0.5],br0") == ["brh[horizon=4,gamma=0.5]", "br0"]
 
 
-def test_user_registered_policy_runs_through_compare(tmp_path, monkeypatch):
-    import tests._policies  # noqa: F401
-
+def test_user_registered_policy_runs_through_compare(tmp_path, monkeypatch, test_policies):
     monkeypatch.setitem(compare.SETTINGS, "tiny", ["workload=default", "workload.num_requests=100",
                                                   "cluster.workers=2"])
     monkeypatch.setattr(compare, "UNWINDOWED", {"tiny"})

@@ -103,3 +103,13 @@ def test_predicted_loads_fast_matches_reference(G, R, H, seed):
     l = rng.integers(1, 5000, R)
     w = rng.integers(0, G, R)
     np.testing.assert_allclose(predicted_loads(q, l, w, G), _ref_predicted_loads(q, l, w, G), rtol=1e-12)
+
+
+def test_lifetime_loads_by_hand():
+    from algorithms.fscore import lifetime_loads
+
+    # request a on worker 0: context 10, q = 1, 1, 0.5 -> c = 2.5: runs h = 0, 1 fully, half of h = 2
+    # request b on worker 1: context 20, q = 1, 0, 0 -> c = 1: only h = 0
+    c = np.array([[1.0, 1.0, 0.5], [1.0, 0.0, 0.0]]).sum(axis=1)
+    L = lifetime_loads(c, np.array([10, 20]), np.array([0, 1]), 2, base=np.array([0, 5]), horizon=2)
+    np.testing.assert_allclose(L, [[10, 11, 6], [25, 5, 5]])

@@ -15,6 +15,7 @@ from algorithms.opt.model import build_model
 from algorithms.opt.problem import PoolProblem, imbalance_objective, limit_violations, problem_from_view
 from algorithms.opt.rounding import greedy_placement, round_placement
 from framework.classifier import make_classifier
+from framework.placement import validate_placements
 from framework.errors import ConfigError
 from framework.oracle import OracleChannel
 from framework.policy import POOL, PolicyContext, make_policy
@@ -319,10 +320,7 @@ def test_decisions_are_valid_on_random_views(seed, classifier, H):
                        "max_hold_steps": int(rng.integers(0, 3))}, ctx(G, out, train=True))
     pl = pol.decide(view)
     assert pol.family == POOL
-    assert len(set(pl.requests.tolist())) == len(pl.requests)
-    assert set(pl.requests.tolist()) <= set(view.waiting_ids.tolist())
-    assert (np.bincount(pl.workers, minlength=G) <= view.free_slots).all()
-    assert (np.bincount(pl.workers, weights=sim.prompt[pl.requests], minlength=G) <= view.free_kv).all()
+    validate_placements(pl, view.state, family=POOL, policy="lp")  # the simulator's own rules
     if (view.free_kv >= 400 * np.minimum(view.free_slots, n_wait)).all():  # KV cannot bind
         assert len(pl.requests) == min(n_wait, int(view.free_slots.sum()))
 

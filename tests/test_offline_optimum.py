@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from analysis import offline_search as ks
 from analysis.objective import objective, step_series, total_load_sum
-from analysis.offline_optimum import (_refine, _relaxed_value, main, read_instance, solve_offline,
-                                      split_parts)
+from analysis.offline import kernels as ks
+from analysis.offline.cli import main, read_instance
+from analysis.offline.decompose import split_parts
+from analysis.offline.milp import _refine, _relaxed_value
+from analysis.offline.solve import solve_offline
 from framework.errors import ConfigError, PlacementError, TraceFormatError
 
 
@@ -181,7 +183,7 @@ def test_optimum_equals_brute_force(G):
 def test_milp_alone_reaches_brute_force_optimum():
     """The MILP (not the search) must prove the optimum from a poor start (everything on worker 0).
     Long outputs make the arg-max switch inside segments, so some cases need a refinement round."""
-    from analysis.offline_optimum import solve_milp
+    from analysis.offline.milp import solve_milp
 
     rng = np.random.default_rng(5)
     rounds = []
@@ -298,7 +300,7 @@ def brute_envelopes(a, p, o, G):
 
 
 def test_window_bounds_are_valid_and_bite():
-    from analysis.offline_bounds import combine, event_windows, window_bound, window_lower_bound
+    from analysis.offline.bounds import combine, event_windows, window_bound, window_lower_bound
 
     rng = np.random.default_rng(21)
     gained = 0
@@ -343,7 +345,7 @@ def test_window_bounds_in_a_second_process():
 
 
 def test_window_job_failure_is_reported_not_fatal():
-    from analysis.offline_bounds import WindowBoundJob
+    from analysis.offline.bounds import WindowBoundJob
 
     a, p, o = np.array([0, 1, 2]), np.array([5, 6, 7]), np.array([3, 3, 3])
     job = WindowBoundJob(a, p, o, 2, np.zeros(1, np.int64), 2.0, (2,))  # c too short: fails in the child
@@ -356,7 +358,7 @@ def test_window_job_failure_is_reported_not_fatal():
 def test_profile_without_windows_is_envelope_minus_step_bound():
     """No MILP, no windows, one part left open: one block's width is exactly the interval's width,
     G * (sum of the envelope - sum of c); blocks tile the steps and their widths add up to it."""
-    from analysis.offline_bounds import ceil_bound
+    from analysis.offline.bounds import ceil_bound
 
     a, p, o = dense_instance(31, 70, 25, 300)
     res = solve_offline(a, p, o, 4, time_limit=1, use_milp=False, use_windows=False, jobs=1)
@@ -417,19 +419,78 @@ def test_milp_proof_reads_only_columns_that_carry_the_reported_objective():
 
     import pulp
 
-    from analysis.offline_optimum import _returns_what_it_reports
+    from algorithms.opt.highs import reports_its_columns
 
     prob = pulp.LpProblem("t", pulp.LpMinimize)
     x = prob.add_variable("x", 0, 1, cat="Binary")
     prob += 3 * x + 2
     prob += x >= 1
     prob.solve(pulp.HiGHS(msg=False))
-    assert _returns_what_it_reports(prob, prob.solverModel)  # 5 = 5
+    assert reports_its_columns(prob.solverModel)  # 5 = 5, whether pulp passed the constant or not
 
-    def fake(status, reported):
-        return types.SimpleNamespace(getInfo=lambda: types.SimpleNamespace(primal_solution_status=status),
-                                     getObjectiveValue=lambda: reported)
+    def fake(status, reported, cols=(1.0,)):
+        ns = types.SimpleNamespace
+        return ns(getInfo=lambda: ns(primal_solution_status=status, objective_function_value=reported),
+                  getLp=lambda: ns(col_cost_=[3.0], offset_=2.0), getSolution=lambda: ns(col_value=list(cols)))
 
-    assert not _returns_what_it_reports(prob, fake(2, 4.0))  # columns worth 5, 4 reported
-    assert _returns_what_it_reports(prob, fake(2, 5.0 + 1e-9))
-    assert _returns_what_it_reports(prob, fake(0, 4.0))  # no solution: nothing to mislead
+    assert not reports_its_columns(fake(2, 4.0))  # columns worth 5, 4 reported
+    assert reports_its_columns(fake(2, 5.0 + 1e-9))
+    assert not reports_its_columns(fake(2, 5.0, cols=(0.0,)))  # columns worth 2, 5 reported
+    assert reports_its_columns(fake(0, 4.0))  # no solution: nothing to mislead
+    assert not reports_its_columns(fake(2, 5.0), cost=np.array([3.0]), offset=0.0)  # the caller's cost
+
+
+def test_retry_inconsistent_stops_when_consistent_or_out_of_time():
+    from algorithms.opt.highs import retry_inconsistent
+
+    calls = []
+
+    def attempt(answers):
+        def run(k, left):
+            calls.append((k, left))
+            return answers[k]
+        return run
+
+    assert retry_inconsistent(attempt([True, True]), 2, 10.0)
+    assert [k for k, _ in calls] == [0] and calls[0][1] == 10.0  # the first try gets the whole limit
+    calls.clear()
+    assert not retry_inconsistent(attempt([False, False]), 2, 10.0)
+    assert [k for k, _ in calls] == [0, 1] and 9.0 < calls[1][1] <= 10.0
+    calls.clear()
+    assert retry_inconsistent(attempt([False, True]), 2, 10.0)
+    calls.clear()
+    assert not retry_inconsistent(attempt([False, True]), 2, 0.05, min_left=0.1)  # no time for a second
+    assert [k for k, _ in calls] == [0]
+
+
+def test_cli_names_the_flag_and_stdout_is_one_json_line(tmp_path):
+    """A missing --instance names --instance (not workload.path); stdout is exactly one JSON document
+    ending in a newline, with HiGHS's banner on stderr."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "analysis.offline_optimum", "--instance", str(tmp_path / "no.csv"),
+                        "--workers", "2"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "check --instance" in r.stderr and "workload.path" not in r.stderr
+    f = tmp_path / "inst.csv"
+    f.write_text("arrival_step,prompt_tokens,output_tokens\n0,10,3\n0,4,2\n2,5,1\n1,6,4\n")
+    r = subprocess.run([sys.executable, "-m", "analysis.offline", "--instance", str(f), "--workers", "2",
+                        "--time-limit", "5"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith("}\n") and r.stdout.count("\n") == 1
+    assert json.loads(r.stdout)["status"] == "optimal"
+    assert "HiGHS" not in r.stdout
+
+
+def test_progress_hears_every_part(capsys):
+    from analysis.offline.cli import SolveProgress
+
+    seen = []
+    a = np.array([0, 0, 10, 10, 10]); p = np.array([5, 6, 7, 3, 4]); o = np.array([3, 3, 4, 4, 4])
+    solve_offline(a, p, o, 2, time_limit=5, progress=lambda st, q, n: seen.append((st, q, n)))
+    assert seen[-1] == ("done", 2, 2) and {q for st, q, n in seen if st == "search"} == {0, 1}
+    bar = SolveProgress(5.0, enabled=True)
+    with bar:
+        bar("MILP", 0, 3)
+        bar._draw()
+    assert "part 1/3: MILP" in capsys.readouterr().err

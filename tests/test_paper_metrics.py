@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from analysis.metrics import paper_imbalance_metrics
+from framework.metrics import paper_imbalance_metrics
 from framework.cluster import ClusterConfig
 from framework.runner import run_policy
 from framework.workload import Workload

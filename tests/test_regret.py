@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis import regret as rg
-from analysis.offline_optimum import SOLVER_REVISION
+from analysis.offline.solve import SOLVER_REVISION
 from analysis.objective import objective
 from framework.errors import TraceFormatError
 

@@ -11,6 +11,8 @@ from framework.errors import ConfigError, PlacementError
 from framework.runner import run_policy
 from framework.workload import Workload
 
+pytestmark = pytest.mark.usefixtures("test_policies")
+
 
 def wl(arr, p, o, name="t"):
     return Workload(name, np.asarray(arr, float), np.asarray(p), np.asarray(o))
@@ -86,17 +88,17 @@ def test_pool_policy_overfilling_a_worker_is_rejected():
 
 
 def test_dispatch_policy_must_place_every_arrival():
-    from framework.policy import DISPATCH, Policy, register_policy
+    from framework.policy import DISPATCH, Policy, scoped_policy
     from framework.view import Placements
 
-    @register_policy("_test_lazy_dispatch")
     class Lazy(Policy):
         family = DISPATCH
 
         def decide(self, view):
             return Placements.of(view.waiting_ids[:1], [0])
 
-    with pytest.raises(PlacementError, match="must place every new request"):
+    with scoped_policy("_test_lazy_dispatch", Lazy), \
+            pytest.raises(PlacementError, match="must place every new request"):
         run_policy("_test_lazy_dispatch", wl([0, 0], [5, 5], [2, 2]), ClusterConfig(workers=2), 0)
 
 

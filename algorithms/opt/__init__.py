@@ -34,11 +34,10 @@ a_ih that p_i and 1 do not span. The envelope rows read M_h - alpha_h P_g - beta
 (classifier none, or empirical without prompt bins) z is empty and the matrix has 3*N*G + O(G*H)
 entries. Blocks are built as numpy arrays, never element by element.
 
-Solving the LP fast (``HighsSolver.solve_lp``): HiGHS's dual simplex from scratch on the full model
-needs 1-2k iterations at 512 x 32 (~100-200 ms). Started instead from the vertex of a greedy placement
-(restricted to its own x columns), then given the columns that price out negative against the duals,
-HiGHS's primal simplex needs a few hundred: column generation with large batches, exact at termination
-(no column prices below -tol), typically 2-4 rounds.
+Solving the LP fast (``HighsSolver.solve_lp``): column generation started from the vertex of a greedy
+placement, with large batches of the columns that price out negative, exact at termination (no column
+prices below -tol); it needs far fewer simplex iterations than a solve of the full model from scratch
+(figures: docs/lp.md).
 
 Certificate. sum_h gamma^h max(0, G*max_g s_g(h) - sum_g s_g(h) - T_h), with T_h the sum of the K largest
 a_ih, is a lower bound on the LP (hence on the MILP). When the greedy placement attains it, the greedy is

@@ -50,21 +50,21 @@ def reports_its_columns(h, cost: np.ndarray | None = None, offset: float | None 
 
 
 def retry_inconsistent(attempt: Callable[[int, float], bool], tries: int, time_limit: float,
-                       min_left: float = 0.0, started: float | None = None) -> int:
+                       min_left: float = 0.0, started: float | None = None) -> bool:
     """Run ``attempt(k, seconds_left)`` for k = 0, 1, ... until it returns True (its result is
     consistent, see ``reports_its_columns``), ``tries`` are used, or no more than ``min_left`` seconds
     remain (HiGHS rejects a negative limit and would keep the previous one). The clock runs from
     ``started`` (a perf_counter reading; default now); the first attempt gets all of ``time_limit``.
-    Returns the attempts run."""
+    Returns whether the last attempt run was consistent."""
     deadline = (time.perf_counter() if started is None else started) + time_limit
     left = time_limit
     for k in range(tries):
         if k and left <= min_left:
-            return k
+            break
         if attempt(k, left):
-            return k + 1
+            return True
         left = deadline - time.perf_counter()
-    return tries
+    return False
 
 
 @dataclass
@@ -74,7 +74,6 @@ class SolveResult:
     x: np.ndarray  # (nx,) values of every x column (zeros if no solution)
     objective: float  # model objective incl. the constant and rho*u (nan if no solution)
     bound: float  # MILP: HiGHS's dual bound; LP: the objective
-    seconds: float
     rounds: int = 1  # LP: column-generation rounds
     columns: int = 0  # LP: x columns in the final restricted model
 
@@ -126,7 +125,7 @@ class HighsSolver:
                 obj, status = own, "inconsistent_solution"  # what we return is what we report
         x = cols[:model.nx] if has else np.zeros(model.nx)
         return SolveResult(status, has, x, obj if has else float("nan"), float(info.mip_dual_bound),
-                           time.perf_counter() - t0, 1, model.nx)
+                           1, model.nx)
 
     def _run_milp(self, arrays: dict, model: Model, pb: PoolProblem, time_limit: float,
                   start: np.ndarray | None, presolve: str) -> tuple[np.ndarray, float, float, bool] | None:
@@ -208,20 +207,19 @@ class HighsSolver:
             cv, n_blocks, obj = kept
         else:
             return SolveResult(status, False, np.zeros(model.nx), float("nan"), float("nan"),
-                               time.perf_counter() - t0, rounds, int(in_master.sum()))
+                               rounds, int(in_master.sum()))
         x = np.zeros(model.nx)
         xcols = np.concatenate(order[:n_blocks])
         n0, nrest = len(cols), len(model.rest_count)
         x[xcols] = np.concatenate([cv[:n0], cv[n0 + nrest:n0 + nrest + len(xcols) - n0]])
-        return SolveResult(status, True, x, obj, obj, time.perf_counter() - t0, rounds, len(xcols))
+        return SolveResult(status, True, x, obj, obj, rounds, len(xcols))
 
     def solve_lp_full(self, model: Model, time_limit: float = INF) -> SolveResult:
         """The LP over every column at once (reference for tests and benchmarks)."""
-        t0 = time.perf_counter()
         self._load(model.arrays(), time_limit, "choose", _DUAL)
         self.h.run()
         info = self.h.getInfo()
         has = int(info.primal_solution_status) == _FEASIBLE
         x = np.asarray(self.h.getSolution().col_value[:model.nx], np.float64) if has else np.zeros(model.nx)
         obj = float(info.objective_function_value) if has else float("nan")
-        return SolveResult(self._status(), has, x, obj, obj, time.perf_counter() - t0, 1, model.nx)
+        return SolveResult(self._status(), has, x, obj, obj, 1, model.nx)

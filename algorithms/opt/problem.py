@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from algorithms import fscore
 from framework.classifier import TerminationClassifier
 from framework.view import ClusterView
 
@@ -123,12 +124,10 @@ def problem_from_view(view: ClusterView, ids: np.ndarray, prompt: np.ndarray, ho
         add = prompt[:, None] + h
     else:
         surv = classifier.survival(view, H, ids)
-        ctx = (view.running_prompt + view.running_decoded).astype(np.float64)
-        contrib = np.asarray(surv.running, np.float64) * (ctx[:, None] + h)
-        idx = (view.running_worker[:, None] * (H + 1) + np.arange(H + 1)).ravel()
-        base = committed + np.bincount(idx, weights=contrib.ravel(),
-                                       minlength=G * (H + 1)).reshape(G, H + 1)
-        add = np.asarray(surv.candidates, np.float64) * (prompt[:, None] + h)
+        base = fscore.predicted_loads(np.asarray(surv.running, np.float64).reshape(-1, H + 1),
+                                      view.running_prompt + view.running_decoded, view.running_worker, G,
+                                      base=view.committed_tokens)
+        add = fscore.admitted_loads(surv.candidates, prompt)
     return PoolProblem(ids, prompt, add, base, view.free_slots, view.free_kv, float(gamma) ** h)
 
 

@@ -7,7 +7,8 @@ GET /metrics (vllm:num_requests_running / _waiting / kv_cache_usage_perc gauges,
 and vllm:generation_tokens_total counters, each labelled engine="<rank>"), on 127.0.0.1 unless --host.
 A request is pinned by the X-data-parallel-rank header (or SGLang's body field routed_dp_rank); an
 out-of-range rank is answered 400, as vLLM does. POST /emulator/fault {"rank": g, "mode": ...} injects a
-fault for tests: refuse (503), hang (never answer), drop (cut streams after their first token), none.
+fault for tests: refuse (503), hang (never answer), drop (cut streams after their first token), garbage
+(a non-JSON chunk after the first token), none.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import json
 import time
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -23,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from framework.cluster import ClusterConfig
 from framework.live.engine import CANCELLED, Engine, EmuRequest
 
-FAULT_MODES = ("none", "refuse", "hang", "drop")
+FAULT_MODES = ("none", "refuse", "hang", "drop", "garbage")
 MODEL = "balanceroute-emulator"
 
 
@@ -180,6 +182,8 @@ class EmulatorApp:
             if self.faults[req.rank] == "drop" and sent >= 1:
                 request.transport.close()  # cut the connection mid-stream, as a crashed rank would
                 return resp
+            if self.faults[req.rank] == "garbage" and sent >= 1:
+                await resp.write(b"data: {not json\n\n")
             sent += 1
             finish = "length" if sent == req.max_tokens else None
             chunk = self._chunk(req, "x", finish, usage=continuous)
@@ -194,20 +198,23 @@ class EmulatorApp:
 
 
 def load_cluster(preset: str) -> ClusterConfig:
-    """A conf/cluster preset as a typed ClusterConfig, composed as the runner composes it."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
+    """conf/cluster/PRESET.yaml merged onto the typed ClusterConfig (unknown keys rejected); no Hydra
+    compose, which would import every policy and make the emulator slow to start."""
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    from framework.cli import CONF_DIR
-    from framework.errors import ConfigError
+    from framework.errors import ConfigError, did_you_mean
 
+    conf = Path(__file__).resolve().parents[2] / "conf" / "cluster"
+    path = conf / f"{preset}.yaml"
+    if not path.exists():
+        raise ConfigError(f"Unknown cluster preset {preset!r}." + did_you_mean(preset, [p.stem for p in conf.glob("*.yaml")]))
+    raw = OmegaConf.load(path)
+    raw.pop("defaults", None)
     try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-            cfg = compose("config", overrides=[f"cluster={preset}"])
-    except HydraException as e:
-        raise ConfigError(f"--cluster {preset}: {e}") from e
-    return OmegaConf.to_object(cfg.cluster)
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ClusterConfig), raw))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{path}: {e}") from e
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -224,7 +231,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-running", type=int, default=None)
     ap.add_argument("--kv-capacity", type=int, default=None)
     a = ap.parse_args(argv)
-    cluster = load_cluster(a.cluster)
+    from framework.errors import UserError
+
+    try:
+        cluster = load_cluster(a.cluster)
+    except UserError as e:
+        ap.exit(2, f"emulator: error: {e}\n")
     for k in ("c0", "c_seq", "c_kv", "c_pf", "c_sync"):
         if getattr(a, k) is not None:
             setattr(cluster.cost, k, getattr(a, k))
@@ -238,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
 
     raise_fd_limit()
     emu = EmulatorApp(Engine(a.workers, cluster, a.time_scale), a.model, a.max_model_len)
-    web.run_app(emu.app, host=a.host, port=a.port, print=None, access_log=None)
+    web.run_app(emu.app, host=a.host, port=a.port, print=None, access_log=None, shutdown_timeout=1.0)
 
 
 if __name__ == "__main__":

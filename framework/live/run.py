@@ -27,6 +27,7 @@ from framework.oracle import OracleChannel
 from framework.policy import PolicyContext, make_policy
 from framework.results import requests_frame, steps_frame
 from framework.runner import RunOutput, summarize
+from framework.recorder import StepTable
 from framework.simulator import SimResult
 from framework.workload import Workload
 
@@ -70,9 +71,11 @@ class LiveRunOutput(RunOutput):
 def _result(router: LiveRouter) -> SimResult:
     a = router.recorder.arrays()
     st = router.state
+    table = StepTable(mode="full", step=np.arange(len(a["t"]), dtype=np.int64), t_start=a["t"],
+                      duration=a["duration"], load=a["load"], running=a["running"], prefill=a["prefill"],
+                      compute=np.asarray(a["compute"]))
     return SimResult(
-        workers=st.G, step_t_start=a["t"], step_duration=a["duration"], step_load=a["load"],
-        step_running=a["running"], step_compute=a["compute"], step_prefill=a["prefill"],
+        workers=st.G, steps=len(a["t"]), table=table, accum={},
         req_worker=st.worker.copy(), req_placed_step=st.placed_tick.copy(), req_admit_step=st.admit_tick.copy(),
         req_first_token_s=st.first_token_s.copy(), req_finish_s=st.finish_s.copy(),
         req_preemptions=np.zeros(st.N, np.int64), decision_ns=np.asarray(router.decision_ns, np.int64),
@@ -99,12 +102,9 @@ def run_live(backend: LiveBackendConfig, policy: Any, workload: Workload, cluste
     """Run ``policy`` on ``workload`` against the deployment ``backend`` points at."""
     cluster.validate()
     backend.validate(cluster.workers)
-    G = cluster.workers
-    context = PolicyContext(
-        workers=G, max_running=np.full(G, cluster.max_running, np.int64),
-        kv_capacity=np.full(G, cluster.kv_capacity_tokens, np.int64), seed=seed,
-        step_time_hint_s=cluster.cost.c0 + cluster.cost.c_sync, training=training,
-        oracle_channel=OracleChannel(workload.output_tokens))  # a trace replay: its lengths, flagged if read
+    # a trace replay: its lengths, flagged if read
+    context = PolicyContext.for_cluster(cluster, seed, training=training,
+                                        oracle_channel=OracleChannel(workload.output_tokens))
     pol = make_policy(policy, context)
     tick_s = backend.tick_s if backend.tick_s is not None else cluster.cost.c0 + cluster.cost.c_sync
     state = LiveState(workload, cluster)

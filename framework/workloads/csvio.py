@@ -22,14 +22,18 @@ from framework.errors import TraceFormatError
 DEFAULT_BLOCK_BYTES = 1 << 20  # ~25k Azure rows per chunk: measured fastest for full and early-stopping reads
 
 
-def require_file(path: str | Path, what: str = "trace") -> Path:
-    """The path as a Path, or a TraceFormatError if it is missing, a folder, or empty."""
+def require_file(path: str | Path, what: str = "trace", option: str = "workload.path") -> Path:
+    """The path as a Path, or a TraceFormatError if it is missing, a folder, or empty.
+
+    ``option`` is how the user gave the path (a config key or a command-line flag), named in the fix.
+    """
     p = Path(path).expanduser()
     if not p.exists():
-        raise TraceFormatError(f"{what} file {str(p)!r} does not exist: check workload.path (or set "
-                               "BALANCEROUTE_DATA to the folder holding the preset's file).")
+        hint = (" (or set BALANCEROUTE_DATA to the folder holding the preset's file)"
+                if option == "workload.path" else "")
+        raise TraceFormatError(f"{what} file {str(p)!r} does not exist: check {option}{hint}.")
     if not p.is_file():
-        raise TraceFormatError(f"{what} path {str(p)!r} is not a file: point workload.path at the file itself.")
+        raise TraceFormatError(f"{what} path {str(p)!r} is not a file: point {option} at the file itself.")
     if p.stat().st_size == 0:
         raise TraceFormatError(f"{what} file {str(p)!r} is empty (0 bytes): the download or copy was "
                                "probably interrupted; fetch the file again.")

@@ -8,12 +8,15 @@ split; for the 2024 week-long files this is what makes a short run read a few me
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from framework.config import WorkloadConfig
 from framework.errors import ConfigError, TraceFormatError, did_you_mean
+from framework.registry import Registry, config_error
 from framework.workload import Workload
 from framework.workloads import presets
 from framework.workloads.arrivals import ARRIVALS, arrival_times
@@ -23,17 +26,29 @@ from framework.workloads.mooncake import read_mooncake
 from framework.workloads.synthetic import synthetic_lengths
 from framework.workloads.window import Rows, Window, row_cap, select
 
-KINDS = ("synthetic", "trace", "mooncake", "lengths")
-FILE_KINDS = ("trace", "mooncake", "lengths")
+@dataclass(frozen=True)
+class Source:
+    """One ``workload.kind``: whether it reads a file, whether it draws arrivals, how it gets rows.
+
+    ``read(cfg, seed, window, meta, path)`` returns the rows in the window (path is None for sources
+    that read no file). A new workload format is one reader module plus one ``SOURCES.register``.
+    """
+
+    reads_file: bool
+    generated: bool  # draws arrival times (workload.arrival, rate_rps, ...) and uses num_requests
+    read: Callable[[WorkloadConfig, int, Window, dict, Path | None], Rows]
+
+
+SOURCES: Registry[Source] = Registry("workload source", "Or choose a preset with workload=NAME.",
+                                     key="workload.kind")
 
 
 def check_config(cfg: WorkloadConfig) -> None:
-    """ConfigError naming the first invalid workload.* value."""
+    """ConfigError naming the first invalid workload.* value (WorkloadConfig.validate runs this)."""
     def bad(key: str, why: str) -> ConfigError:
-        return ConfigError(f"workload.{key}={getattr(cfg, key)!r} {why}")
+        return config_error("workload", key, getattr(cfg, key), why)
 
-    if cfg.kind not in KINDS:
-        raise ConfigError(f"workload.kind={cfg.kind!r} is not a workload source." + did_you_mean(cfg.kind, KINDS))
+    src = SOURCES.get(cfg.kind)
     if not (cfg.rate_scale > 0 and math.isfinite(cfg.rate_scale)):
         raise bad("rate_scale", "must be a positive number (2 = twice as many requests per second).")
     if not (cfg.start_s >= 0 and math.isfinite(cfg.start_s)):
@@ -51,7 +66,7 @@ def check_config(cfg: WorkloadConfig) -> None:
     if lo is not None and hi is not None and lo > hi:
         raise ConfigError(f"workload.min_output_tokens={lo} > workload.max_output_tokens={hi}: no request "
                           "can pass both; lower the minimum or raise the maximum.")
-    if cfg.kind in ("synthetic", "lengths"):
+    if src.generated:
         if cfg.arrival not in ARRIVALS:
             raise ConfigError(f"workload.arrival={cfg.arrival!r} is not an arrival process."
                               + did_you_mean(cfg.arrival, ARRIVALS))
@@ -66,11 +81,11 @@ def check_config(cfg: WorkloadConfig) -> None:
                 raise bad("rate_period_s", "must be > 0 seconds.")
             if not 0.0 <= cfg.rate_amplitude <= 1.0:
                 raise bad("rate_amplitude", "must be in [0, 1] (relative amplitude of the rate sinusoid).")
-    if cfg.kind == "synthetic" and (cfg.path or cfg.preset):
-        raise ConfigError(f"workload.kind=synthetic reads no file, but workload.path={cfg.path!r} / "
+    if not src.reads_file and (cfg.path or cfg.preset):
+        raise ConfigError(f"workload.kind={cfg.kind} reads no file, but workload.path={cfg.path!r} / "
                           f"workload.preset={cfg.preset!r} is set: choose a file workload, e.g. "
                           "`workload=trace workload.path=FILE.csv` or `workload=azure_conv_2023`.")
-    if cfg.kind in FILE_KINDS and not cfg.path and not cfg.preset:
+    if src.reads_file and not cfg.path and not cfg.preset:
         same = [n for n, pr in presets.PRESETS.items() if pr.kind == cfg.kind]
         choice = f" or a workload.preset ({', '.join(same)})" if same else ""
         raise ConfigError(f"workload.kind={cfg.kind} needs a file: set workload.path=FILE{choice}.")
@@ -171,29 +186,24 @@ def _filter_rows(cfg: WorkloadConfig, rows: Rows, cap: int | None) -> Rows:
 
 def load_workload(cfg: WorkloadConfig, seed: int) -> Workload:
     """The requests ``cfg`` describes: source rows in the window, times / rate_scale, re-based to 0."""
-    check_config(cfg)
+    cfg.validate()
     seed = int(cfg.seed) if cfg.seed is not None else int(seed)
     end = cfg.start_s + cfg.duration_s if cfg.duration_s is not None else math.inf
     cap = row_cap(cfg.max_requests, cfg.train_fraction)
     filtered = cfg.min_output_tokens is not None or cfg.max_output_tokens is not None
+    src = SOURCES.get(cfg.kind)
     # a file source reads its whole window when filtering, so the cap counts requests that pass the filter
-    window = Window(float(cfg.start_s), float(end), None if filtered and cfg.kind != "synthetic" else cap)
+    window = Window(float(cfg.start_s), float(end), None if filtered and src.reads_file else cap)
     meta: dict = {"kind": cfg.kind, "preset": cfg.preset,
                   "min_output_tokens": cfg.min_output_tokens, "max_output_tokens": cfg.max_output_tokens}
-    if cfg.kind == "synthetic":
-        rows = _generated(cfg, seed, window, None, meta)
-        source = f"synthetic(seed={seed})"
-    else:
+    path = None
+    if src.reads_file:
         path, found = resolve_path(cfg)
         meta.update(found)
-        if cfg.kind == "trace":
-            rows = _filter_rows(cfg, read_azure_csv(path, window), cap)
-        elif cfg.kind == "mooncake":
-            rows = _filter_rows(cfg, read_mooncake(path, window), cap)
-        else:
-            rows = _generated(cfg, seed, window, read_lengths_table(path), meta)
+    rows = src.read(cfg, seed, window, meta, path)
+    if src.reads_file:
         meta.update(rows.meta)
-        source = str(path)
+    source = str(path) if path is not None else f"synthetic(seed={seed})"
     if len(rows) == 0:
         span = rows.meta.get("span_read_s", rows.meta.get("span_total_s", float("nan")))
         raise TraceFormatError(f"no request of {source} falls in the window workload.start_s={cfg.start_s}, "
@@ -204,3 +214,29 @@ def load_workload(cfg: WorkloadConfig, seed: int) -> Workload:
                 rate_scale=cfg.rate_scale, trace_offset_s=float(rows.t_s[0]))
     arrival = (rows.t_s - rows.t_s[0]) / cfg.rate_scale
     return Workload(cfg.name, arrival, rows.prompt, rows.output, source=source, meta=meta)
+
+
+def _synthetic(cfg: WorkloadConfig, seed: int, window: Window, meta: dict, path: Path | None) -> Rows:
+    return _generated(cfg, seed, window, None, meta)
+
+
+def _trace(cfg: WorkloadConfig, seed: int, window: Window, meta: dict, path: Path | None) -> Rows:
+    return _filter_rows(cfg, read_azure_csv(path, window), row_cap(cfg.max_requests, cfg.train_fraction))
+
+
+def _mooncake(cfg: WorkloadConfig, seed: int, window: Window, meta: dict, path: Path | None) -> Rows:
+    return _filter_rows(cfg, read_mooncake(path, window), row_cap(cfg.max_requests, cfg.train_fraction))
+
+
+def _lengths(cfg: WorkloadConfig, seed: int, window: Window, meta: dict, path: Path | None) -> Rows:
+    return _generated(cfg, seed, window, read_lengths_table(path), meta)
+
+
+SOURCES.register("synthetic", Source(False, True, _synthetic),
+                 help="embedded lognormal lengths and an arrival process (no file)")
+SOURCES.register("trace", Source(True, False, _trace), help="Azure-format CSV (TIMESTAMP, ContextTokens, "
+                 "GeneratedTokens)")
+SOURCES.register("mooncake", Source(True, False, _mooncake),
+                 help="Mooncake jsonl (timestamp, input_length, output_length, hash_ids)")
+SOURCES.register("lengths", Source(True, True, _lengths),
+                 help="a table of prompt/output lengths, resampled, with an arrival process")

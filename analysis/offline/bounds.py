@@ -20,13 +20,10 @@ too), is <= sum over the window of max_g s_g(k) for every assignment.
 Symmetry: permuting workers maps feasible points to feasible points with the same value, so the r-th
 boundary request (largest first) may use only workers 0..r.
 
-Where it bites, and where it does not (measured on 1000 Azure conversation requests x 16 workers, rate
-scale 8): in the ramp-up and ramp-down, where few requests are active, windows lift the per-step bound
-well. In the busy middle (about 300 active, 18 per worker) the per-step bound is the mean, the best
-assignments found sit about 1,000 tokens per step above it, and windows of 8-30 events close only 10-20%
-of that: with G = 16 every event in a window gets its own worker and the fluid re-balances around it,
-because the relaxation chooses the window's start state freely. Closing the busy-period gap needs a
-bound that carries state across windows (open).
+Where it bites: in the ramp-up and ramp-down, where few requests are active; in a busy period it closes
+little of the gap, because the relaxation chooses each window's start state freely (figures:
+docs/offline_optimum.md). Closing the busy-period gap needs a bound that carries state across windows
+(open).
 
 Combining windows (any overlaps, several tilings): min sum_k M_k s.t. M_k >= c_k and
 sum_{k in w} M_k >= LB_w for every window w is a valid bound on E*, because every assignment's envelope

@@ -8,7 +8,7 @@ or swapping requests is O(1) per step. The searched quantity is E(w) = sum_k max
 is J = G * E - sum_k S_k and S_k does not depend on w, so deltas of E are deltas of J / G.
 
 Why the helpers are written out inline in the hot loops: calling a jitted function that takes arrays
-inside a per-step loop costs reference counting on every call (measured 25x slower here).
+inside a per-step loop costs reference counting on every call (docs/offline_optimum.md).
 """
 from __future__ import annotations
 

@@ -1,0 +1,41 @@
+"""The paper-table module runs in its quick form and labels what it ran."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.paper_table import PAPER_AZURE, ascend_cluster, markdown, paper_table
+
+DATA = Path(os.environ.get("BALANCEROUTE_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def test_ascend_preset_is_the_papers_regime():
+    c = ascend_cluster()
+    assert (c.workers, c.max_running, c.prefill_chunk_tokens, c.cost.c_pf) == (8, 8, 0, 0.0)
+    # ~60 ms per step at 8 sequences of ~5.2k context per rank (the derivation in the YAML)
+    step = c.cost.c0 + 8 * c.cost.c_seq + c.cost.c_kv * 8 * 5200 + c.cost.c_sync
+    assert 0.055 < step < 0.065
+
+
+@pytest.mark.skipif(not (DATA / "sharegpt_8k_lengths_llama2_tokenizer.csv").is_file(), reason="no shared data")
+def test_quick_table_has_the_columns_and_the_jsq_ratio():
+    pols = [("jsq", {"name": "jsq"}), ("br0", {"name": "br0"})]
+    df, md, meta = paper_table(quick=True, policies=pols)
+    assert list(df.index) == ["jsq", "br0"] and meta["requests"] == 600
+    assert df.loc["jsq", "jsq_over_this"] == 1.0
+    assert df.loc["br0", "paper_azure_imbalance"] == PAPER_AZURE["br0"][0]
+    assert np.isclose(df.loc["br0", "paper_azure_jsq_over_this"], 104737 / 54051)
+    assert "ShareGPT" in meta["workload"] or "2024" in meta["workload"]
+    assert md.count("\n") >= 4 and "| br0 |" in md
+    # the pool backlogs at this rate: BR-0 balances better than JSQ
+    assert df.loc["br0", "imbalance"] < df.loc["jsq", "imbalance"]
+
+
+def test_markdown_formats():
+    import pandas as pd
+
+    md = markdown(pd.DataFrame({"a": [1234.5, 0.5], "b": [True, False]}, index=pd.Index(["x", "y"], name="p")))
+    assert md.splitlines() == ["| p | a | b |", "|---|---|---|", "| x | 1,234 | true |", "| y | 0.5 | false |"]
