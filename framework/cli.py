@@ -71,12 +71,12 @@ def run_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     from framework.results import write_run
     from framework.runner import prepare_workload, run_policy
 
+    check_keys(cfg)
     if cfg.get("backend", {}).get("name", "sim") == "live":  # backend=live dispatch (framework/live/run.py)
         from framework.live.run import run_live_from_config
 
         return run_live_from_config(cfg, run_dir)
     t0 = time.perf_counter()
-    check_keys(cfg)
     wcfg: WorkloadConfig = OmegaConf.to_object(cfg.workload)
     ccfg: ClusterConfig = OmegaConf.to_object(cfg.cluster)
     train, workload = prepare_workload(wcfg, int(cfg.seed))

@@ -120,6 +120,8 @@ def _check_node(node: DictConfig, schema: type, prefix: str, overrides: dict[str
             raise ConfigError(unknown_key_message(full, known))
         sub = overrides.get(full) or types.get(key)
         value = node._get_node(key)
+        if isinstance(value, DictConfig) and not (isinstance(sub, type) and is_dataclass(sub)):
+            sub = OmegaConf.get_type(value)  # a field typed Any (backend) holding a structured node
         if isinstance(value, DictConfig) and isinstance(sub, type) and is_dataclass(sub):
             _check_node(value, sub, full + ".", overrides)
 

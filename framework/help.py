@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ("policy", "workload", "cluster")
+GROUPS = ("policy", "workload", "cluster", "backend")
 
 
 def group_options(group: str) -> list[str]:
@@ -79,6 +79,20 @@ def policies_section() -> list[str]:
     return out
 
 
+def backend_lines() -> list[str]:
+    """Each backend's keys, from the schemas stored under schema/backend (none: no backend group)."""
+    from hydra.core.config_store import ConfigStore
+
+    out: list[str] = []
+    for fname, node in sorted(ConfigStore.instance().repo.get("schema", {}).get("backend", {}).items()):
+        schema = OmegaConf.get_type(node.node)
+        if isinstance(schema, type) and dataclasses.is_dataclass(schema):
+            out.append(f"  backend={fname.removesuffix('.yaml')}  {(schema.__doc__ or '').strip().splitlines()[0]}")
+            out += [ln for ln in option_lines(schema, "backend.", indent="      ")
+                    if not ln.strip().startswith("backend.name=")]
+    return out
+
+
 def help_section(section: str, _root_: DictConfig) -> str:
     """One section of the help page (an OmegaConf resolver; ``$`` escaped for Hydra's string.Template)."""
     from framework.cluster import ClusterConfig
@@ -97,6 +111,8 @@ def help_section(section: str, _root_: DictConfig) -> str:
         lines = option_lines(WorkloadConfig, "workload.", _root_.get("workload"))
     elif section == "cluster":
         lines = option_lines(ClusterConfig, "cluster.", _root_.get("cluster"))
+    elif section == "backend":
+        lines = backend_lines()
     else:
         raise ValueError(f"unknown help section {section!r}")
     return "\n".join(lines).replace("$", "$$")
