@@ -5,47 +5,20 @@ rank, no token yet: queued or in prefill there), running (streaming), done or fa
 accounting keeps what the simulator's view shows (DESIGN.md 4): s_g = sum of prompt + tokens streamed
 over running requests (the load of the rank's next step, as in the simulator), n_g, and the sent
 requests, of which the first B_g - n_g (FCFS, within KV room) count as prefilling and the rest as
-queued, as the rank's own admission would have them. ``snapshot`` packs this into the fields that
-framework.view.ClusterView reads, so policies run unchanged.
+queued, as the rank's own admission would have them. ``snapshot`` fills the public
+framework.state.ClusterState the simulator fills, so policies run unchanged on the same ClusterView.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from framework.cluster import ClusterConfig
+from framework.state import ClusterState
 from framework.view import ClusterView
 from framework.workload import Workload
 
 PENDING, WAITING, SENT, RUNNING, DONE, FAILED = range(6)
 STATUS_NAMES = ("pending", "waiting", "sent", "running", "done", "failed")
-
-
-@dataclass
-class Snapshot:
-    """Simulator-shaped, read-only copy of the accounting: the fields ClusterView reads."""
-
-    step: int
-    now_s: float
-    G: int
-    s: np.ndarray
-    n: np.ndarray
-    n_prefill: np.ndarray
-    local_queues: list
-    reserved: np.ndarray
-    queued_tokens: np.ndarray
-    B: np.ndarray
-    C: np.ndarray
-    C_admit: np.ndarray
-    pool: np.ndarray
-    prompt: np.ndarray
-    arrival: np.ndarray
-    act_count: int
-    act_id: np.ndarray
-    act_worker: np.ndarray
-    act_done0: np.ndarray
-    act_start: np.ndarray
 
 
 class LiveState:
@@ -192,21 +165,24 @@ class LiveState:
                 res[g] += self.prompt[r]
         return npf, res
 
-    def snapshot(self, tick: int, now_s: float, down: np.ndarray) -> Snapshot:
-        """The view's fields; a rank marked down shows no free slot and no free KV (B = n, C_admit = s)."""
+    def snapshot(self, tick: int, now_s: float, down: np.ndarray) -> ClusterState:
+        """The state policies decide on; a rank marked down shows no free slot and no free KV."""
         npf, res = self.split_sent(down)
         qlen = np.array([len(d) for d in self.sent], np.int64) - npf
         ids = np.fromiter((r for g in range(self.G) for r in self.running[g]), np.int64, int(self.n.sum()))
-        B, C_admit = self.B.copy(), self.C_admit.copy()
-        B[down] = (self.n + npf + qlen)[down]
-        C_admit[down] = (self.s + self.sent_tokens)[down]
-        return Snapshot(
-            step=tick, now_s=now_s, G=self.G, s=self.s.copy(), n=self.n.copy(), n_prefill=npf,
-            local_queues=[range(int(q)) for q in qlen], reserved=res, queued_tokens=self.sent_tokens - res,
-            B=B, C=self.C, C_admit=C_admit, pool=self.pool, prompt=self.prompt, arrival=self.arrival,
-            act_count=len(ids), act_id=ids, act_worker=self.worker[ids], act_done0=self.decoded[ids],
-            act_start=np.full(len(ids), tick, np.int64))
+        committed = self.sent_tokens.copy()
+        free_slots = np.maximum(self.B - self.n - npf - qlen, 0)
+        free_kv = np.maximum(self.C_admit - self.s - committed, 0)
+        free_slots[down] = 0
+        free_kv[down] = 0
+        pool = self.pool
+        return ClusterState(
+            step=tick, now_s=now_s, loads=self.s.copy(), running=self.n.copy(), prefilling=npf,
+            queued=qlen, committed_tokens=committed, kv_used=self.s + res, max_running=self.B.copy(),
+            kv_capacity=self.C.copy(), free_slots=free_slots, free_kv=free_kv, waiting_ids=pool.copy(),
+            waiting_arrival_s=self.arrival[pool], waiting_prompt=self.prompt[pool], running_ids=ids,
+            running_worker=self.worker[ids], running_prompt=self.prompt[ids], running_decoded=self.decoded[ids])
 
     def view(self, tick: int, now_s: float, down: np.ndarray) -> ClusterView:
         """The same ClusterView policies read in simulation, over this accounting."""
-        return ClusterView(self.snapshot(tick, now_s, down))  # type: ignore[arg-type]
+        return ClusterView(self.snapshot(tick, now_s, down))
