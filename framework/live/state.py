@@ -5,10 +5,11 @@ rank, no token yet: queued or in prefill there), running (streaming), done or fa
 accounting keeps what the simulator's view shows (DESIGN.md 4): s_g = sum of prompt + tokens streamed
 over running requests (the load of the rank's next step, as in the simulator), n_g, and the sent
 requests, of which the first B_g - n_g (FCFS, within KV room) count as prefilling and the rest as
-queued, as the rank's own admission would have them. ``snapshot`` fills the public
-framework.state.ClusterState the simulator fills, so policies run unchanged on the same ClusterView.
+queued, as the rank's own admission would have them. ``snapshot`` packs this into the fields that
+framework.view.ClusterView reads, so policies run unchanged.
 """
 from __future__ import annotations
+
 
 import numpy as np
 
@@ -170,18 +171,20 @@ class LiveState:
         npf, res = self.split_sent(down)
         qlen = np.array([len(d) for d in self.sent], np.int64) - npf
         ids = np.fromiter((r for g in range(self.G) for r in self.running[g]), np.int64, int(self.n.sum()))
-        committed = self.sent_tokens.copy()
-        free_slots = np.maximum(self.B - self.n - npf - qlen, 0)
-        free_kv = np.maximum(self.C_admit - self.s - committed, 0)
+        s, n = self.s.copy(), self.n.copy()
+        queued_tokens = self.sent_tokens - res
+        free_slots = np.maximum(self.B - n - npf - qlen, 0)
+        free_kv = np.maximum(self.C_admit - s - res - queued_tokens, 0)
         free_slots[down] = 0
         free_kv[down] = 0
-        pool = self.pool
+        pool = np.asarray(self.pool, np.int64)
         return ClusterState(
-            step=tick, now_s=now_s, loads=self.s.copy(), running=self.n.copy(), prefilling=npf,
-            queued=qlen, committed_tokens=committed, kv_used=self.s + res, max_running=self.B.copy(),
+            step=int(tick), now_s=float(now_s), loads=s, running=n, prefilling=npf, queued=qlen,
+            committed_tokens=res + queued_tokens, kv_used=s + res, max_running=self.B.copy(),
             kv_capacity=self.C.copy(), free_slots=free_slots, free_kv=free_kv, waiting_ids=pool.copy(),
             waiting_arrival_s=self.arrival[pool], waiting_prompt=self.prompt[pool], running_ids=ids,
-            running_worker=self.worker[ids], running_prompt=self.prompt[ids], running_decoded=self.decoded[ids])
+            running_worker=self.worker[ids], running_prompt=self.prompt[ids],
+            running_decoded=self.decoded[ids].astype(np.int64))
 
     def view(self, tick: int, now_s: float, down: np.ndarray) -> ClusterView:
         """The same ClusterView policies read in simulation, over this accounting."""
