@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar, Dict, NamedTuple
 import numpy as np
 
 from framework.policy import PolicyContext, load_all
+from framework.errors import ConfigError
 from framework.registry import Registry
 from framework.view import ClusterView
 
@@ -96,6 +97,14 @@ class ClassifierOptions:
 
 def classifier_from_options(opts: ClassifierOptions, context: PolicyContext) -> TerminationClassifier:
     """Build the classifier a policy config names, passing only the options that classifier takes."""
-    params = {k: getattr(opts, k) for k in _BUILTIN_PARAMS.get(opts.classifier, ())}
+    takes = _BUILTIN_PARAMS.get(opts.classifier, ())
+    defaults = type(opts)()  # the policy config's own defaults (a subclass may change them)
+    ignored = sorted({k for ks in _BUILTIN_PARAMS.values() for k in ks} - set(takes))
+    ignored = [k for k in ignored if getattr(opts, k) != getattr(defaults, k)]
+    if ignored:  # an option the chosen classifier never reads would silently change nothing
+        raise ConfigError(f"policy.{ignored[0]}={getattr(opts, ignored[0])} has no effect with "
+                          f"policy.classifier={opts.classifier} (it takes: {', '.join(takes) or 'no options'}). "
+                          "Drop it or choose the classifier it belongs to.")
+    params = {k: getattr(opts, k) for k in takes}
     params.update(dict(opts.classifier_params or {}))
     return make_classifier(opts.classifier, context, **params)

@@ -56,7 +56,7 @@ def make(a):
     if len(sv):
         ax[0, 1].axhline(sv["imbalance_tokens_mean"].iloc[0] / 1e3, color=sty.colour("brh_survival"), ls=":",
                          lw=1.2, label=f"survival, H = {H0}")
-    ax[0, 1].set_xlabel("oracle error (% of answers wrong)")
+    ax[0, 1].set_xlabel("oracle error e (%): output length seen as o·U[1−e, 1+e]")
     ax[0, 1].set_ylabel("mean G·max − sum (thousand tokens)")
     ax[0, 1].set_title(f"BR-H against predictor error (H = {H0})")
     ax[0, 1].legend(frameon=False)

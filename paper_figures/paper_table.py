@@ -20,7 +20,7 @@ from paper_figures.paper_numbers import TABLE_G8
 
 NAME = "paper_table"
 QUICK = ["workload.num_requests=250", "seed=0",
-         "variant=random,round_robin,jsq,jsq_pool,br0,brh_oracle,brh_survival"]
+         "variant=random,round_robin,jsq,jsq_pool,br0,brh_oracle,brh_survival,brh_exact_match"]
 ORDER = ["random", "round_robin", "p2c", "jsq", "jsq_pool", "br0", "brh_oracle", "brh_survival", "brh_empirical",
          "brh_exact_match"]
 LABELS = {"random": "Random", "round_robin": "Round-Robin", "p2c": "P2C", "jsq": "JSQ", "jsq_pool": "JSQ (pool)",

@@ -279,3 +279,18 @@ def test_expected_lifetime_is_the_sum_of_the_survival_curve(seed, H, name):
     c = make_classifier(name, ctx, **params.get(name, {}))
     v = sim.view()
     np.testing.assert_allclose(c.expected_lifetime(v, H), c.survival(v, H, np.empty(0, np.int64)).running.sum(1))
+
+
+def test_an_option_the_chosen_classifier_never_reads_is_an_error():
+    """accuracy belongs to flip_oracle; with noisy_oracle it would silently change nothing."""
+    from framework.classifier import ClassifierOptions, classifier_from_options
+    from framework.errors import ConfigError
+    from framework.oracle import OracleChannel
+    from framework.policy import PolicyContext
+
+    ctx = PolicyContext(workers=2, max_running=[4, 4], kv_capacity=[100, 100],
+                        oracle_channel=OracleChannel(np.array([5, 6])))
+    with pytest.raises(ConfigError, match=r"policy.accuracy=0.8 has no effect with policy.classifier=noisy_oracle"):
+        classifier_from_options(ClassifierOptions(classifier="noisy_oracle", accuracy=0.8), ctx)
+    clf = classifier_from_options(ClassifierOptions(classifier="noisy_oracle", noise_low=0.3, noise_high=0.3), ctx)
+    assert clf is not None
