@@ -44,7 +44,7 @@ def test_fit_recovers_exact_constants_of_a_barrier_model():
     assert r["rms_error_s"] < 1e-7 and r["r2"] > 0.999999
 
 
-def calibration_workload(n: int = 100) -> Workload:
+def calibration_workload(n: int = 160) -> Workload:
     """Long and short prompts mixed, so running count, load and prefill vary independently."""
     rng = np.random.default_rng(0)
     long = rng.random(n) < 0.3
@@ -56,9 +56,9 @@ def calibration_workload(n: int = 100) -> Workload:
 @pytest.mark.slow
 def test_calibration_on_an_emulator_run_recovers_its_constants_within_10pct(tmp_path):
     args = [a for k, v in COST.items() for a in (f"--{k.replace('_', '-')}", str(v))]
-    with launch.emulator(2, "--time-scale", "0.5", *args) as srv:
+    with launch.emulator(2, "--time-scale", "1.0", *args) as srv:
         cl = ClusterConfig(workers=2, cost=CostConfig(name="calibration", **COST))
-        out = run_live(LiveBackendConfig(url=srv.url, time_scale=0.5), "round_robin", calibration_workload(), cl, 0)
+        out = run_live(LiveBackendConfig(url=srv.url, time_scale=1.0), "round_robin", calibration_workload(), cl, 0)
     write_parquet_atomic(tmp_path / "tokens.parquet", out.tokens)
     write_run(tmp_path, out.summary, out.steps, out.requests)
     r = calibrate(tmp_path)
