@@ -115,7 +115,6 @@ def write_atomic(path: Path, write: Callable[[str], Any]) -> None:
     _fsync_dir(path.parent)
 
 
-_atomic = write_atomic  # the earlier private name, kept for callers not yet moved
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -131,11 +130,11 @@ def write_parquet_atomic(path: Path, df: pd.DataFrame) -> None:
 
 
 def write_csv_atomic(path: Path, df: pd.DataFrame) -> None:
-    _atomic(Path(path), lambda tmp: df.to_csv(tmp, index=False))
+    write_atomic(Path(path), lambda tmp: df.to_csv(tmp, index=False))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+    write_atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 
 def _jsonable(o: Any) -> Any:

@@ -6,7 +6,6 @@ marker per policy across figures, so a reader learns them once.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import textwrap
 import time
@@ -20,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from framework.errors import UserError  # noqa: E402
+from framework.results import write_atomic, write_csv_atomic  # noqa: E402
 
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
 _POLICY_COLOURS = {  # by variant name, then by policy name (the part before "_" options)
@@ -62,23 +62,13 @@ def caption(fig, text: str, width: int = 120) -> None:
     fig.supxlabel("\n".join(textwrap.wrap(text, width)), fontsize=7.5, color="#333333", x=0.01, ha="left")
 
 
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save(fig, table: pd.DataFrame, out: Path, name: str) -> list[Path]:
     """NAME.png, NAME.pdf, then NAME.csv (last: its presence means the figure is complete)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.{e}" for e in ("png", "pdf", "csv")]
     for p, fmt in zip(paths[:2], ("png", "pdf")):
-        _atomic(p, lambda t, fmt=fmt: fig.savefig(t, format=fmt))
-    _atomic(paths[2], lambda t: table.to_csv(t, index=False))
+        write_atomic(p, lambda t, fmt=fmt: fig.savefig(t, format=fmt))
+    write_csv_atomic(paths[2], table)
     plt.close(fig)
     return paths
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from framework.errors import ConfigError, UserError
+from framework.results import write_atomic
 
 START = np.datetime64("2024-05-12T00:00:00", "ns")
 LENGTHS = {"conv": "AzureLLMInferenceTrace_conv.csv", "code": "AzureLLMInferenceTrace_code.csv"}
@@ -97,17 +97,19 @@ def generate(out: str | Path, rows: int, *, days: float = 7.0, lengths: tuple[np
     counts = rng.multinomial(rows, w)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
     end_s = days * 86400.0
-    with open(tmp, "wb") as f:
-        f.write(HEADER)
-        for h, n in enumerate(counts.tolist()):
-            if n == 0:
-                continue
-            t = _hour_times(n, h, min(HOUR, end_s - h * HOUR), diurnal, weekend, rng)
-            pick = rng.integers(0, len(p_all), n)
-            f.write(_format(t, p_all[pick], o_all[pick]))
-    os.replace(tmp, out)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(HEADER)
+            for h, n in enumerate(counts.tolist()):
+                if n == 0:
+                    continue
+                t = _hour_times(n, h, min(HOUR, end_s - h * HOUR), diurnal, weekend, rng)
+                pick = rng.integers(0, len(p_all), n)
+                f.write(_format(t, p_all[pick], o_all[pick]))
+
+    write_atomic(out, write)  # streamed hour by hour into a temp file, renamed when complete
     return {"path": str(out), "rows": int(rows), "days": days, "mean_rate_rps": rows / (days * 86400.0),
             "peak_hour_rows": int(counts.max()), "bytes": out.stat().st_size}
 
