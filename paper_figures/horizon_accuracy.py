@@ -41,7 +41,7 @@ def make(a):
         if s.empty:
             continue
         ax[0, 0].plot(s["horizon"], s["imbalance_tokens_mean"] / 1e3, marker=sty.MARKERS[i],
-                      color=sty.colour("brh_" + p, i), label=p.replace("_err20pct", " (20% error)"))
+                      color=sty.colour("brh_" + p, i), label=p.replace("_err20pct", " (e = 20%)"))
     ax[0, 0].set_xlabel("lookahead H (decode steps)")
     ax[0, 0].set_ylabel("mean G·max − sum (thousand tokens)")
     ax[0, 0].set_title("BR-H against its lookahead (H = 0: BR-0's score)")
@@ -62,8 +62,8 @@ def make(a):
     ax[0, 1].legend(frameon=False)
     n = int(df["requests_total"].iloc[0])
     rate = float(run_config(a.sweep_dir, df["run_dir"].iloc[0]).workload.rate_rps)
-    sty.caption(fig, f"Noisy oracle: each 'finishes within h steps' answer of the true lengths is wrong with the "
-                f"given probability. Workload ShareGPT lengths, {n} requests at {rate:g} req/s; preset "
+    sty.caption(fig, f"Noisy oracle: each output length seen as o·U[1−e, 1+e] (BF-IO's model), e on the right "
+                f"panel's axis. Workload ShareGPT lengths, {n} requests at {rate:g} req/s; preset "
                 f"{df['cluster'].iloc[0]}, G = {int(df['workers'].iloc[0])}. The paper runs H = 80.", width=150)
     return fig, t
 

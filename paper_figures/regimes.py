@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+from matplotlib.ticker import FixedLocator, NullFormatter, FuncFormatter
 
 from paper_figures import _style as sty
 from paper_figures._runs import metric
@@ -47,10 +47,14 @@ def make(a):
                       label=f"BR-0 / {p}")
         ax[0, 1].plot(t["rate_rps"], t[f"br0_over_{p}_throughput"], marker=sty.MARKERS[i], color=c, ls=ls,
                       label=f"BR-0 / {p}")
+    ticks: list[float] = []
+    for r in sorted(t["rate_rps"].unique()):  # label only rates far enough apart on the log axis
+        if not ticks or r / ticks[-1] >= 1.45:
+            ticks.append(float(r))
     for axj in ax[0]:
         axj.set_xscale("log")
-        axj.xaxis.set_major_locator(FixedLocator(sorted(t["rate_rps"].unique())))
-        axj.xaxis.set_major_formatter(ScalarFormatter())
+        axj.xaxis.set_major_locator(FixedLocator(ticks))
+        axj.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axj.xaxis.set_minor_formatter(NullFormatter())
         axj.axhspan(1 - TIE, 1 + TIE, color="#999999", alpha=0.15, lw=0)
         axj.axhline(1.0, color="#333333", lw=0.8)

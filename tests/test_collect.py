@@ -56,6 +56,15 @@ def test_sweep_resumes_and_collect_reads_overrides(tmp_path):
     r = sweep(tmp_path, "seed=0,1")
     assert r.returncode == 0 and "4 already complete" in (r.stdout + r.stderr)
     assert summaries(tmp_path) == first
+    # a stored run made from another config under the same overrides (a preset or variant file edited
+    # since) is not reused: its config_hash differs from what the job composes now, so it reruns
+    stale = next(iter(sorted(first)))
+    f = tmp_path / stale / "summary.json"
+    f.write_text(json.dumps({**json.loads(f.read_text()), "config_hash": "0" * 16}))
+    r = sweep(tmp_path, "seed=0,1")
+    assert r.returncode == 0 and "3 already complete" in (r.stdout + r.stderr)
+    assert json.loads(f.read_text())["config_hash"] != "0" * 16
+    first = summaries(tmp_path)
     # a killed run: its folder lost summary.json; a wider grid reruns it and adds seed 2, nothing else
     victim = next(iter(sorted(first)))
     (tmp_path / victim / "summary.json").unlink()

@@ -7,6 +7,7 @@ killed run has no summary.json, so it is simply run again. Unlike the basic swee
 batch runs even when one fails; the failures are listed together at the end (non-zero exit).
 """
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,9 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobStatus
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
+from framework.config import config_hash
 from hydra_plugins.balanceroute_sweeper import state as st
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,20 @@ ConfigStore.instance().store(group="hydra/sweeper", name="resume", node=ResumeSw
 class ResumeSweeper(BasicSweeper):
     """The basic sweeper's grid, minus the runs the sweep folder already holds."""
 
+    def _reusable(self, run_dir: Path | None, job: List[str]) -> bool:
+        """A stored run counts only if it ran the config this job composes now: the same overrides can
+        mean another config once a preset or variant file changes (issue 9's stale-reuse defect)."""
+        if run_dir is None:
+            return False
+        try:
+            stored = json.loads((run_dir / "summary.json").read_text()).get("config_hash")
+        except (OSError, ValueError):
+            return False
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
+        with open_dict(cfg):
+            del cfg["hydra"]  # runtime fields (output_dir, ...) exist only inside the job
+        return stored is not None and stored == config_hash(cfg)
+
     def sweep(self, arguments: List[str]) -> Any:
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         params = self._parse_config() + list(arguments)
@@ -45,7 +61,7 @@ class ResumeSweeper(BasicSweeper):
         jobs = [job for batch in self.split_arguments(parser.parse_overrides(params), None) for job in batch]
         sweep_dir = Path(self.config.hydra.sweep.dir)
         done = st.complete_runs(sweep_dir)
-        todo = [j for j in jobs if st.run_identity(j) not in done]
+        todo = [j for j in jobs if not self._reusable(done.get(st.run_identity(j)), j)]
         st.write_state(sweep_dir, jobs, len(jobs) - len(todo))
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         log.info(f"sweep: {len(jobs)} runs, {len(jobs) - len(todo)} already complete in {sweep_dir}, "
