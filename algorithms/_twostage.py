@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from algorithms.fscore import envelope
+
 MAX_RMAX = 16
 
 
@@ -85,12 +87,7 @@ def two_stage(L0, d, alpha, beta, p, slots, kv, forced, s_greedy, r_max, guard):
     G, H1 = L0.shape
     N = p.shape[0]
     L = L0.copy()
-    M = np.empty(H1)
-    for h in range(H1):
-        M[h] = L[0, h]
-        for g in range(1, G):
-            if L[g, h] > M[h]:
-                M[h] = L[g, h]
+    M = envelope(L)
     wsum = 0.0
     for h in range(H1):
         wsum += d[h]

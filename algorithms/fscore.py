@@ -126,3 +126,16 @@ def _lifetime_loads(c, l, worker, G, H1):  # pragma: no cover - compiled
                 break
             out[g, h] += (l[i] + h) * (x if x < 1.0 else 1.0)
     return out
+
+
+@njit(cache=True, nogil=True)
+def envelope(L: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """M_h = max_g L[g, h] for a (G, H1) predicted-load matrix (numba has no axis= for max)."""
+    G, H1 = L.shape
+    M = np.empty(H1)
+    for h in range(H1):
+        M[h] = L[0, h]
+        for g in range(1, G):
+            if L[g, h] > M[h]:
+                M[h] = L[g, h]
+    return M

@@ -75,6 +75,17 @@ def _record(SC, IP, WK, tg, t, T, rec_k, rec_t, rec_T, rec_s, rec_n, rec_P, rec_
 
 
 @njit(cache=True)
+def _chain_len(RQ, head, link):
+    """Length of a per-worker linked list (local queue or prefill set) threaded through RQ[link]."""
+    cnt = 0
+    r = head
+    while r != NOLINK:
+        cnt += 1
+        r = RQ[link, r]
+    return cnt
+
+
+@njit(cache=True)
 def check_invariants(SC, WK, RQ, AC, tg, T, PRM, extra):
     """0 if the bookkeeping holds, else the number of the first broken invariant."""
     G = WK.shape[1]
@@ -104,19 +115,9 @@ def check_invariants(SC, WK, RQ, AC, tg, T, PRM, extra):
             return 6
         if WK[S, g] < 0 or WK[NRUN, g] < 0:
             return 9
-        cnt = 0
-        r = WK[QHEAD, g]
-        while r != NOLINK:
-            cnt += 1
-            r = RQ[QNEXT, r]
-        if cnt != WK[QLEN, g]:
+        if _chain_len(RQ, WK[QHEAD, g], QNEXT) != WK[QLEN, g]:
             return 8
-        cnt = 0
-        r = WK[PFHEAD, g]
-        while r != NOLINK:
-            cnt += 1
-            r = RQ[PFNEXT, r]
-        if cnt != WK[NPF, g]:
+        if _chain_len(RQ, WK[PFHEAD, g], PFNEXT) != WK[NPF, g]:
             return 8
         qt += WK[QLEN, g]
         pt += WK[NPF, g]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from algorithms.fscore import envelope
 from algorithms.opt.model import Model
 from algorithms.opt.problem import PoolProblem, imbalance_objective, limit_violations, predicted_loads
 
@@ -15,12 +16,7 @@ from algorithms.opt.problem import PoolProblem, imbalance_objective, limit_viola
 def _fill_kernel(add, w, prompt, slots, kv, loads, order, assign, target):  # pragma: no cover - compiled
     """``fill``'s loop (see there); updates assign, slots, kv and loads in place."""
     G, H1 = loads.shape
-    M = np.empty(H1)
-    for h in range(H1):
-        M[h] = loads[0, h]
-        for g in range(1, G):
-            if loads[g, h] > M[h]:
-                M[h] = loads[g, h]
+    M = envelope(loads)
     wsum = np.zeros(G)
     placed = 0
     for i in range(len(assign)):
