@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import math
 import platform
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,9 +42,9 @@ class RunOutput:
 
 def prepare_workload(cfg: WorkloadConfig, seed: int) -> tuple[Workload | None, Workload]:
     """Load the workload, split off its training head, truncate the simulated part."""
-    from framework.workloads import load_workload
+    from framework.workloads.loader import load_workload, workload_seed
 
-    full = load_workload(cfg, seed if cfg.seed is None else cfg.seed)
+    full = load_workload(cfg, workload_seed(cfg, seed))
     train, sim = split_train(full, cfg.train_fraction)
     if cfg.max_requests is not None:
         if cfg.max_requests < 1:
