@@ -227,3 +227,39 @@ def test_output_filter_on_lengths_and_synthetic(tmp_path):
 def test_filter_and_arrival_typos_are_config_errors(kw, key):
     with pytest.raises(ConfigError, match=key):
         load_workload(workload_config(kind="synthetic", num_requests=10, **kw), 0)
+
+
+def test_a_new_format_is_one_registration(tmp_path):
+    """README "Layout": a reader, a config class with only its keys, one register_source; the ConfigStore
+    schema, validation, did-you-mean, loading and --help follow from the registration alone."""
+    from hydra.core.config_store import ConfigStore
+
+    from framework.help import workload_lines
+    from framework.workloads.config import FileFields
+    from framework.workloads.window import Rows, select
+
+    @dataclass
+    class PairsConfig(FileFields):
+        kind: str = field(default="pairs", metadata={"help": "lines 't prompt output'"})
+        delimiter: str = field(default=" ", metadata={"help": "column separator"})
+
+    def read(cfg, seed, window, meta, path):
+        t, p, o = np.loadtxt(path, delimiter=cfg.delimiter, ndmin=2).T
+        return select(t, p.astype(np.int64), o.astype(np.int64), window, meta, str(path))
+
+    f = tmp_path / "pairs.txt"
+    f.write_text("0 10 3\n1 20 4\n5 30 5\n")
+    register_source("pairs", PairsConfig, read, "test-only pairs format")
+    try:
+        assert "pairs.yaml" in ConfigStore.instance().repo["schema"]["workload"]
+        w = load_workload(workload_config("pairs", path=str(f), rate_scale=2.0, train_fraction=0), 0)
+        assert w.arrival_s.tolist() == [0.0, 0.5, 2.5] and w.prompt_tokens.tolist() == [10, 20, 30]
+        with pytest.raises(ConfigError, match=r"'workload.delimeter'.*Did you mean 'workload.delimiter'"):
+            workload_config("pairs", path=str(f), delimeter=",")
+        with pytest.raises(ConfigError, match=r"'workload.delimiter': workload kind 'synthetic' never reads it"
+                                              r".*kind\(s\) pairs only"):
+            workload_config("synthetic", delimiter=",")
+        assert any(ln.startswith("  kind=pairs  test-only pairs format") for ln in workload_lines(None))
+    finally:
+        SOURCES.unregister("pairs")
+    assert "pairs" not in SOURCES and "pairs.yaml" not in ConfigStore.instance().repo["schema"]["workload"]
