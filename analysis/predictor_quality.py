@@ -46,7 +46,7 @@ def predictor_quality(name: str, train: Workload, test: Workload, horizon: int =
     for d in range(0, int(o.max()), int(stride)):
         ids = np.flatnonzero(o > d)
         state = ClusterState.build(step=0, now_s=0.0, max_running=[10**9], kv_capacity=[10**12],
-                                   prompt=p, running=[(int(i), 0, d) for i in ids])
+                                   prompt=p, running=[(int(i), 0, d) for i in ids], keys=test.prompt_key)
         q = clf.survival(ClusterView(state), H, np.empty(0, np.int64)).running
         r = o[ids] - d
         fin = 1.0 - q[:, H]
