@@ -26,8 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import numpy as np
-
 from algorithms.br0 import Br0Config, PoolRouterBase, plan
 from algorithms.fscore import admitted_loads, discount_weights, lifetime_loads, margins, predicted_loads
 from framework.classifier import (ClassifierOptions, attach_learning, check_classifier_options,
@@ -46,9 +44,6 @@ class BrhConfig(Br0Config, ClassifierOptions):
     alpha: float = field(default=1.0, metadata={"help": "paper score: weight of the admitted load"})
     beta: Optional[float] = field(default=None, metadata={
         "help": "paper score: weight of the envelope overflow; null = G (BR-0's slope at H = 0)"})
-    refill: str = field(default="none", metadata={
-        "help": "none (the paper: a finishing request's load leaves its worker) | backlog (a slot freed "
-                "within the horizon is refilled from the waiting pool, in proportion to the backlog)"})
 
     def validate(self) -> None:
         super().validate()
@@ -56,7 +51,6 @@ class BrhConfig(Br0Config, ClassifierOptions):
         self.require(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1].")
         self.require_number("alpha", 0, "> 0", strict=True)
         self.require(self.beta is None or self.beta >= 0, "beta", "must be >= 0, or null for G.")
-        self.require_choice("refill", ("none", "backlog"))
         check_classifier_options(self)
 
 
@@ -80,9 +74,7 @@ class BRH(PoolRouterBase):
         l_run = view.running_prompt + view.running_decoded
         if self.config.decomposition == "paper":
             c = self.classifier.expected_lifetime(view, H)
-            rho, p_new = self.refill_rate(view, ids, c, H)
-            L = lifetime_loads(c, l_run, view.running_worker, self.G, base=view.committed_tokens, horizon=H,
-                               refill=rho, refill_prompt=p_new)
+            L = lifetime_loads(c, l_run, view.running_worker, self.G, base=view.committed_tokens, horizon=H)
             return self.paper_step(view, ids, prompt, L, self.weights, self.config.alpha, self.beta, forced)
         q = self.classifier.survival(view, H, ids)
         s = predicted_loads(q.running, l_run, view.running_worker, self.G, base=view.committed_tokens)
@@ -92,18 +84,6 @@ class BRH(PoolRouterBase):
                   force_smallest=self.config.force_order == "smallest",
                   max_u=self.config.max_u_candidates)
         return self.to_placements(view, ids, pl)
-
-    def refill_rate(self, view: ClusterView, ids: np.ndarray, c: np.ndarray, H: int) -> tuple[float, float]:
-        """(rho, mean prompt) of the refill model: the requests left waiting after this step's free
-        slots are filled, over the slots predicted to free within the horizon (at most 1)."""
-        if self.config.refill == "none" or H == 0:
-            return 0.0, 0.0
-        left = view.num_waiting - int(np.sum(view.free_slots))
-        if left <= 0:
-            return 0.0, 0.0
-        freed = float(np.sum(np.clip(H + 1 - c, 0.0, 1.0)))  # slots whose request ends within H
-        rho = min(1.0, left / freed) if freed > 0 else 0.0
-        return rho, float(np.mean(view.waiting_prompt))
 
     def describe(self) -> dict[str, Any]:
         out = {"classifier": self.config.classifier, "decomposition": self.config.decomposition}

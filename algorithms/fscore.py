@@ -101,41 +101,30 @@ def admitted_loads(q_candidates: np.ndarray, prompt: np.ndarray) -> np.ndarray:
 
 
 def lifetime_loads(c_running: np.ndarray, l_running: np.ndarray, worker: np.ndarray, G: int,
-                   base: np.ndarray | None = None, horizon: int = 0, refill: float = 0.0,
-                   refill_prompt: float = 0.0) -> np.ndarray:
+                   base: np.ndarray | None = None, horizon: int = 0) -> np.ndarray:
     """BR-H's paper form: L_g(h) = sum over R_g of (l_i + h) * clip(c_i - h, 0, 1), h = 0..H.
 
     c_i = E[min(r_i, H+1)] (= sum_h q_i(h)) is the predicted number of the next H+1 steps request i
     still runs; it is taken to run exactly that long (fractionally in its last step). (G, H+1).
-    With ``refill`` = rho > 0 (a backlogged pool), a slot freed at c_i is taken to be refilled, with
-    probability rho, by a request of ``refill_prompt`` tokens that then grows one token a step:
-    + rho * (1 - clip(c_i - h, 0, 1)) * (refill_prompt + max(h - c_i, 0)).
     """
     out = _lifetime_loads(np.ascontiguousarray(c_running, np.float64),
                           np.ascontiguousarray(l_running, np.float64),
-                          np.ascontiguousarray(worker, np.int64), int(G), int(horizon) + 1,
-                          float(refill), float(refill_prompt))
+                          np.ascontiguousarray(worker, np.int64), int(G), int(horizon) + 1)
     if base is not None:
         out += np.asarray(base, np.float64)[:, None]
     return out
 
 
 @njit(cache=True, nogil=True)
-def _lifetime_loads(c, l, worker, G, H1, rho, p_new):  # pragma: no cover - compiled
+def _lifetime_loads(c, l, worker, G, H1):  # pragma: no cover - compiled
     out = np.zeros((G, H1))
     for i in range(len(c)):
         g = worker[i]
         for h in range(H1):
             x = c[i] - h
             if x <= 0.0:
-                if rho <= 0.0:
-                    break
-                out[g, h] += rho * (p_new + (h - c[i]))
-                continue
-            alive = x if x < 1.0 else 1.0
-            out[g, h] += (l[i] + h) * alive
-            if alive < 1.0:
-                out[g, h] += rho * (1.0 - alive) * p_new
+                break
+            out[g, h] += (l[i] + h) * (x if x < 1.0 else 1.0)
     return out
 
 
