@@ -96,20 +96,28 @@ def markdown(df: pd.DataFrame) -> str:
 
 
 def paper_table(quick: bool = True, seed: int = 0, policies: list[tuple[str, dict]] | None = None,
-                rate_rps: float | None = None) -> tuple[pd.DataFrame, str, dict]:
-    """Run every policy once; return the table, its markdown and what was run."""
+                rate_rps: float | None = None, cluster: ClusterConfig | None = None,
+                workload=None) -> tuple[pd.DataFrame, str, dict]:
+    """Run every policy once; return the table, its markdown and what was run.
+
+    ``cluster`` replaces the Ascend preset, ``workload`` = (WorkloadConfig, sentence) the default workload
+    (analysis.paper_gap varies both).
+    """
     from framework.runner import prepare_workload, run_policy
 
-    wcfg, about = workload_config(quick, rate_rps)
+    wcfg, about = workload if workload is not None else workload_config(quick, rate_rps)
     train, sim = prepare_workload(wcfg, seed)
-    cluster = ascend_cluster()
+    cluster = cluster or ascend_cluster()
     rows = []
     for label, pol in policies or POLICIES:
         out = run_policy(dict(pol), sim, cluster, seed, training=train)
         s = out.summary
         rows.append({"policy": label, "imbalance": s["imbalance_tokens_mean"],
                      "max_min": s["max_min_tokens_mean"], "tpot_p95_ms": tpot_p95_ms(out.result, sim),
-                     "tok_s": s["throughput_tokens_per_s"], "oracle_used": s["oracle_used"]})
+                     "tok_s": s["throughput_tokens_per_s"], "oracle_used": s["oracle_used"],
+                     "step_ms": 1e3 * s["makespan_s"] / max(s["steps"], 1),
+                     "concurrency": float(np.mean(out.result.step_running.sum(axis=1)))
+                     if out.result.table is not None and out.result.table.mode == "full" else np.nan})
     df = pd.DataFrame(rows).set_index("policy")
     if "jsq" in df.index:
         df["jsq_over_this"] = df.loc["jsq", "imbalance"] / df["imbalance"]
