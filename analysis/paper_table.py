@@ -6,7 +6,13 @@ outputs > 1000 (as the paper did) when its file is present locally (never downlo
 the shared ShareGPT lengths filtered to outputs >= 500 (the paper's long-output regime as near as the
 shared traces come); Poisson arrivals at a rate above the node's service rate, so the pool backlogs.
 Columns: imbalance (G*max - sum, and max - min, per-step means in KV tokens), TPOT p95 (ms), throughput
-(tok/s), each policy's ratio of JSQ's imbalance, and the paper's figures with theirs.
+(tok/s), mean step (ms) and decoding requests per step, each policy's ratio of JSQ's imbalance, and the
+paper's figures with theirs.
+
+The exact_match arm keys on prompt hashes (algorithms/predictors.py). The shared traces have none, so on
+them it falls back to survival on every request and its row equals brh[survival] (the markdown says so);
+``--repeat-share S`` runs the table on a SYNTHETIC stand-in where a share S of the requests repeat one
+of a few template prompts (framework/workloads/repeats.py), to show what ExactMatch can gain there.
 
     python -m analysis.paper_table            # full form (3000 requests); --quick: 600
     from analysis.paper_table import paper_table; df, md, meta = paper_table(quick=True)
@@ -125,8 +131,13 @@ def paper_table(quick: bool = True, seed: int = 0, policies: list[tuple[str, dic
         df[f"{tag}_imbalance"] = [ref.get(p, (np.nan,) * 3)[0] for p in df.index]
         df[f"{tag}_tok_s"] = [ref.get(p, (np.nan,) * 3)[2] for p in df.index]
         df[f"{tag}_jsq_over_this"] = ref["jsq"][0] / df[f"{tag}_imbalance"]
-    meta = {"workload": about, "cluster": cluster.name, "requests": len(sim), "seed": seed}
-    md = f"Workload: {about}; cluster {cluster.name}; seed {seed}.\n\n" + markdown(df)
+    keyed = sim.prompt_key is not None
+    meta = {"workload": about, "cluster": cluster.name, "requests": len(sim), "seed": seed,
+            "prompt_keys": bool(keyed)}
+    note = ("" if keyed or "brh[exact_match]" not in df.index else
+            " The workload has no prompt hashes, so brh[exact_match] falls back to survival on every request "
+            "(its row equals brh[survival]).")
+    md = f"Workload: {about}; cluster {cluster.name}; seed {seed}.{note}\n\n" + markdown(df)
     return df, md, meta
 
 
