@@ -73,9 +73,4 @@ def make(a):
     return fig, t
 
 
-def main(argv=None) -> int:
-    return sty.cli(NAME, __doc__, make, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = sty.entry_point(__name__, NAME, __doc__, make)  # python -m paper_figures.NAME [--quick] ...

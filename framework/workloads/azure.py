@@ -70,12 +70,12 @@ def _bad_timestamp(path: Path, arr: pa.Array, index: int, row_offset: int, typ: 
 
 
 def read_azure_csv(path: str | Path, window: Window = Window(), *,
-                   block_size: int = DEFAULT_BLOCK_BYTES) -> Rows:
+                   block_size: int = DEFAULT_BLOCK_BYTES, key_column: str | None = None) -> Rows:
     """Rows of an Azure trace inside ``window`` (t in seconds since the file's first timestamp)."""
     path = require_file(path, "trace")
     header = read_header(path)
     cols = match_columns(header, COLUMNS, path)
-    key_col = hash_column(header)
+    key_col = hash_column(header, key_column, repr(str(path)))
     if key_col is not None:
         cols["prompt keys"] = key_col
     try:

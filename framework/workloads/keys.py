@@ -31,7 +31,17 @@ def key_of_ids(ids: Sequence[int]) -> str:
     return ",".join(str(int(i)) for i in ids)
 
 
-def hash_column(header: Sequence[str]) -> str | None:
-    """The header's prompt-hash column, if it has one (names in HASH_COLUMNS, any case)."""
+def hash_column(header: Sequence[str], wanted: str | None = None, where: str = "") -> str | None:
+    """The header's prompt-hash column: ``wanted`` (workload.prompt_key_column; "none": no keys), or
+    with None the first of HASH_COLUMNS present (any case), or None when there is none."""
     lower = {c.lower(): c for c in header}
-    return next((lower[n] for n in HASH_COLUMNS if n in lower), None)
+    if wanted is None:
+        return next((lower[n] for n in HASH_COLUMNS if n in lower), None)
+    if wanted.lower() == "none":
+        return None
+    if wanted.lower() not in lower:
+        from framework.errors import TraceFormatError, did_you_mean
+
+        raise TraceFormatError(f"workload.prompt_key_column={wanted!r}: {where or 'the file'} has no such "
+                               "column (null = auto-detect, none = no keys)." + did_you_mean(wanted, list(header)))
+    return lower[wanted.lower()]

@@ -31,14 +31,14 @@ def read_lengths_table(path: str | Path, *, block_size: int = DEFAULT_BLOCK_BYTE
     return p, o
 
 
-def read_lengths_keyed(path: str | Path, *, block_size: int = DEFAULT_BLOCK_BYTES
+def read_lengths_keyed(path: str | Path, *, block_size: int = DEFAULT_BLOCK_BYTES, key_column: str | None = None
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(prompt, output, prompt keys or None when the table has no hash column)."""
     path = require_file(path, "lengths table")
     header = read_header(path)
     cols = match_columns(header, COLUMNS, path)
     cp, co = cols["prompt lengths"], cols["output lengths"]
-    ck = hash_column(header)
+    ck = hash_column(header, key_column, repr(str(path)))
     ps, os_, ks = [], [], []
     for off, chunk in stream_columns(path, header, [cp, co] + ([ck] if ck else []), block_size):
         ps.append(positive_ints(chunk[cp], cp, path, off))
