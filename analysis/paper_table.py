@@ -59,15 +59,16 @@ def ascend_cluster() -> ClusterConfig:
     return OmegaConf.to_object(cfg)
 
 
-def workload_config(quick: bool, rate_rps: float | None = None):
-    """The workload the table uses and a sentence saying which it is."""
+def workload_config(quick: bool, rate_rps: float | None = None, repeat_share: float = 0.0):
+    """The workload the table uses and a sentence saying which it is (``repeat_share`` > 0: the
+    SYNTHETIC repeated-prompt stand-in on the ShareGPT lengths)."""
     from framework.workloads import workload_config as make_workload
     from framework.workloads import presets
 
     n = 600 if quick else 3000
     have_2024 = any((d / presets.PRESETS["azure_conv_2024"].filename).is_file() for d in presets.data_dirs()) \
         or (presets.cache_dir() / presets.PRESETS["azure_conv_2024"].filename).is_file()
-    if have_2024:
+    if have_2024 and not repeat_share:
         cfg = make_workload(name="azure_conv_2024_gt1000", kind="trace", preset="azure_conv_2024",
                            min_output_tokens=1001, max_requests=n, train_fraction=0.1,
                            rate_scale=1.0 if rate_rps is None else rate_rps)
@@ -75,9 +76,13 @@ def workload_config(quick: bool, rate_rps: float | None = None):
     rate = 1.8 if rate_rps is None else rate_rps
     cfg = make_workload(name="sharegpt_ge500", kind="lengths", preset="sharegpt", min_output_tokens=500,
                         arrival="poisson", rate_rps=rate, num_requests=int(n / 0.9) + 1, train_fraction=0.1,
-                        max_requests=n)
-    return cfg, (f"ShareGPT lengths (shared traces; Azure 2024 absent), outputs >= 500, {n} requests, "
-                 f"Poisson {rate} req/s")
+                        max_requests=n, repeat_share=repeat_share)
+    about = (f"ShareGPT lengths (shared traces; Azure 2024 absent), outputs >= 500, {n} requests, "
+             f"Poisson {rate} req/s")
+    if repeat_share:
+        about += (f"; SYNTHETIC repeated prompts: {repeat_share:g} of requests repeat one of "
+                  f"{cfg.repeat_templates} templates with the template's output (framework/workloads/repeats.py)")
+    return cfg, about
 
 
 def tpot_p95_ms(res, workload) -> float:
@@ -146,8 +151,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rate", type=float, default=None, help="req/s (lengths) or rate_scale (trace)")
+    ap.add_argument("--repeat-share", type=float, default=0.0,
+                    help="SYNTHETIC stand-in: this share of requests repeats a template prompt (exact_match)")
     a = ap.parse_args(argv)
-    print(paper_table(a.quick, a.seed, rate_rps=a.rate)[1])
+    wl = workload_config(a.quick, a.rate, a.repeat_share) if a.repeat_share else None
+    print(paper_table(a.quick, a.seed, rate_rps=a.rate, workload=wl)[1])
 
 
 if __name__ == "__main__":
