@@ -39,7 +39,8 @@ def sweep_command(experiment: str, sweep_dir: Path, overrides: Sequence[str] = (
 
 
 def run_sweep(experiment: str, sweep_dir: str | Path, overrides: Sequence[str] = (), *,
-              launcher: str | None = None, jobs: int | None = None, quiet: bool = True) -> pd.DataFrame:
+              launcher: str | None = None, jobs: int | None = None, quiet: bool = True,
+              who: str = "figure") -> pd.DataFrame:
     """Run (or resume) the sweep and return collect's table of the grid's runs.
 
     The runs' headlines and Hydra's log go to SWEEP_DIR/sweep.log; progress lines and errors stay on stderr.
@@ -50,7 +51,7 @@ def run_sweep(experiment: str, sweep_dir: str | Path, overrides: Sequence[str] =
     env = dict(os.environ)
     if jobs is not None:
         env["BALANCEROUTE_JOBS"] = str(jobs)
-    print(f"figure: {shlex.join(cmd)}", file=sys.stderr, flush=True)
+    print(f"{who}: {shlex.join(cmd)}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     log = sweep_dir / "sweep.log"
     with open(log, "a") as f:
@@ -63,6 +64,6 @@ def run_sweep(experiment: str, sweep_dir: str | Path, overrides: Sequence[str] =
     if df.empty:
         raise SweepFailed(f"sweep experiment={experiment} left no complete run in {sweep_dir}.")
     write_collected(sweep_dir, df)
-    print(f"figure: {len(df)} runs of experiment={experiment} in {time.perf_counter() - t0:.0f} s "
+    print(f"{who}: {len(df)} runs of experiment={experiment} in {time.perf_counter() - t0:.0f} s "
           f"({sweep_dir})", file=sys.stderr, flush=True)
     return df
