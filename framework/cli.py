@@ -64,7 +64,7 @@ def _headline(summary: dict, run_dir: Path) -> str:
 
 
 def run_from_config(cfg: DictConfig, run_dir: Path) -> dict:
-    """Compose-time config -> run folder; shared by the CLI, analysis.compare and the config tests."""
+    """Compose-time config -> run folder; shared by the CLI (every sweep job) and the config tests."""
     from framework.cluster import ClusterConfig
     from framework.config import WorkloadConfig, check_keys, config_hash
     from framework.provenance import code_provenance

@@ -41,9 +41,8 @@ class PolicyConfig(Checks):
 
     name: str = ""
     stale_s: float = field(default=0.0, metadata={
-        "help": "age bound of the router's view of the engines' counters (s): refreshed every this "
-                "long in simulated time, plus its own placements since (framework.view.StaleView); "
-                "0 = fresh at every decision"})
+        "help": "stale view: engines' counters refreshed every this many s (simulated) plus the "
+                "router's own placements since; 0 = fresh"})
 
     check_prefix: ClassVar[str] = "policy"
 
