@@ -35,12 +35,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.sweep import fmt_mean_std, mean_spread, to_markdown
+from analysis.sweep import fmt_mean_std, mean_spread, run_sweep, to_markdown
 from framework.cpus import default_jobs, usable_cpus
 from framework.errors import ConfigError, UserError, did_you_mean, report
 from framework.results import write_atomic
 from hydra_plugins.balanceroute_sweeper.state import read_state
-from paper_figures._sweep import run_sweep
 
 EXPERIMENT = "compare"
 SETTINGS: dict[str, str] = {  # table label -> conf/setting/NAME.yaml

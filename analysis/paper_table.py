@@ -55,21 +55,21 @@ def ascend_cluster() -> ClusterConfig:
 
 def workload_config(quick: bool, rate_rps: float | None = None):
     """The workload the table uses and a sentence saying which it is."""
-    from framework.config import WorkloadConfig
+    from framework.workloads import workload_config as make_workload
     from framework.workloads import presets
 
     n = 600 if quick else 3000
     have_2024 = any((d / presets.PRESETS["azure_conv_2024"].filename).is_file() for d in presets.data_dirs()) \
         or (presets.cache_dir() / presets.PRESETS["azure_conv_2024"].filename).is_file()
     if have_2024:
-        cfg = WorkloadConfig(name="azure_conv_2024_gt1000", kind="trace", preset="azure_conv_2024",
-                             min_output_tokens=1001, max_requests=n, train_fraction=0.1,
-                             rate_scale=1.0 if rate_rps is None else rate_rps)
+        cfg = make_workload(name="azure_conv_2024_gt1000", kind="trace", preset="azure_conv_2024",
+                           min_output_tokens=1001, max_requests=n, train_fraction=0.1,
+                           rate_scale=1.0 if rate_rps is None else rate_rps)
         return cfg, f"Azure 2024 conversation, outputs > 1000, first {n} requests at trace times"
     rate = 1.8 if rate_rps is None else rate_rps
-    cfg = WorkloadConfig(name="sharegpt_ge500", kind="lengths", preset="sharegpt", min_output_tokens=500,
-                         arrival="poisson", rate_rps=rate, num_requests=int(n / 0.9) + 1, train_fraction=0.1,
-                         max_requests=n)
+    cfg = make_workload(name="sharegpt_ge500", kind="lengths", preset="sharegpt", min_output_tokens=500,
+                        arrival="poisson", rate_rps=rate, num_requests=int(n / 0.9) + 1, train_fraction=0.1,
+                        max_requests=n)
     return cfg, (f"ShareGPT lengths (shared traces; Azure 2024 absent), outputs >= 500, {n} requests, "
                  f"Poisson {rate} req/s")
 

@@ -62,11 +62,11 @@ def predictor_quality(name: str, train: Workload, test: Workload, horizon: int =
 
 
 def _split(dataset: str, min_out: int | None, n: int, seed: int) -> tuple[Workload, Workload]:
-    from framework.config import WorkloadConfig
+    from framework.workloads import workload_config
     from framework.workloads import load_workload
 
     preset = {"conv": "azure_conv_2023", "code": "azure_code_2023", "conv2024": "azure_conv_2024"}[dataset]
-    cfg = WorkloadConfig(kind="trace", preset=preset, min_output_tokens=min_out, max_requests=n,
+    cfg = workload_config(kind="trace", preset=preset, min_output_tokens=min_out, max_requests=n,
                          train_fraction=0.0)
     w = load_workload(cfg, seed)
     half = len(w) // 2  # the head is the history, the tail is predicted

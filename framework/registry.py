@@ -135,7 +135,10 @@ class Registry(Generic[T]):
         if self._entries.pop(name, None) is not None and self.group:
             from hydra.core.config_store import ConfigStore
 
-            ConfigStore.instance().repo.get(self.group, {}).pop(f"{name}.yaml", None)
+            node: dict = ConfigStore.instance().repo
+            for part in self.group.split("/"):  # the store nests groups: "schema/workload" -> [schema][workload]
+                node = node.get(part, {})
+            node.pop(f"{name}.yaml", None)
 
     def _store(self, name: str, config: type) -> None:
         from hydra.core.config_store import ConfigStore

@@ -73,6 +73,18 @@ def save(fig, table: pd.DataFrame, out: Path, name: str) -> list[Path]:
     return paths
 
 
+def entry_point(module: str, name: str, doc: str, make: Callable[[argparse.Namespace], tuple]
+                ) -> Callable[[list[str] | None], int]:
+    """A figure module's ``main(argv)`` (``cli`` over its ``make``), run and exited on when the module is
+    ``__main__``: the one entry point every figure shares, so each ends in one line, not a stub."""
+    def main(argv: list[str] | None = None) -> int:
+        return cli(name, doc, make, argv)
+
+    if module == "__main__":
+        raise SystemExit(main())
+    return main
+
+
 def cli(name: str, doc: str, make: Callable[[argparse.Namespace], tuple], argv: list[str] | None = None) -> int:
     """``python -m paper_figures.NAME [--quick] [--out DIR] [--sweep-dir DIR] [--jobs N] [--launcher L]``."""
     ap = argparse.ArgumentParser(prog=f"python -m paper_figures.{name}", description=doc,

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from framework.config import WorkloadConfig
+from analysis.sweep import run_sweep
+from framework.workloads import workload_config
 from framework.runner import prepare_workload
 from paper_figures import _style as sty
 from paper_figures._predictors import evaluate
 from paper_figures._runs import run_config
-from paper_figures._sweep import run_sweep
 from paper_figures.paper_numbers import HORIZON, PREDICTORS
 
 NAME = "predictor_quality"
@@ -29,7 +29,7 @@ def table(df: pd.DataFrame, sweep_dir) -> pd.DataFrame:
     rows = []
     for _, r in df.iterrows():
         cfg = run_config(sweep_dir, r["run_dir"])
-        wcfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(WorkloadConfig), cfg.workload))
+        wcfg = workload_config(**OmegaConf.to_container(cfg.workload, resolve=True))
         cap, wcfg.max_requests = wcfg.max_requests, None  # the whole training head, the run's test requests
         train, test = prepare_workload(wcfg, int(cfg.seed))
         if cap is not None:
@@ -86,9 +86,4 @@ def make(a):
     return fig, t
 
 
-def main(argv=None) -> int:
-    return sty.cli(NAME, __doc__, make, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = sty.entry_point(__name__, NAME, __doc__, make)  # python -m paper_figures.NAME [--quick] ...

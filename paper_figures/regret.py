@@ -15,8 +15,8 @@ import pandas as pd
 
 from analysis.offline_optimum import stdout_to_stderr
 from analysis.regret import sweep_table
+from analysis.sweep import run_sweep
 from paper_figures import _style as sty
-from paper_figures._sweep import run_sweep
 
 NAME = "regret"
 QUICK = ["workload.start_s=0", "workload.max_requests=120",
@@ -76,9 +76,4 @@ def make(a):
     return fig, tab
 
 
-def main(argv=None) -> int:
-    return sty.cli(NAME, __doc__, make, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = sty.entry_point(__name__, NAME, __doc__, make)  # python -m paper_figures.NAME [--quick] ...

@@ -12,7 +12,7 @@ import pytest
 
 from analysis.collect import collect, incomplete_runs, main as collect_main
 from hydra_plugins.balanceroute_sweeper import state as st
-from paper_figures._sweep import balanceroute_cmd
+from analysis.sweep import balanceroute_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["policy=jsq,br0", "workload.num_requests=40", "cluster.workers=4", "progress=false",
