@@ -207,7 +207,7 @@ class PeriodicSnapshot:
 # What a stale view serves from its snapshot: every counter the engines report (per worker) and the
 # running-request table they describe. Everything else is the router's own knowledge, served fresh.
 STALE_FIELDS = ("loads", "running", "prefilling", "queued", "committed_tokens", "kv_used",
-                "running_ids", "running_worker", "running_prompt", "running_decoded")
+                "running_ids", "running_worker", "running_prompt", "running_decoded", "running_key")
 
 
 class StaleView:

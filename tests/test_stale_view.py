@@ -10,6 +10,8 @@ import pytest
 
 from framework.errors import ConfigError
 from framework.runner import run_policy
+from framework.state import RUNNING_FIELDS, ClusterState
+from framework.view import STALE_FIELDS, ClusterView, StaleView
 from tests.test_baselines import make, random_workload, routed, small_cluster, sv
 
 
@@ -59,3 +61,31 @@ def test_a_stale_view_changes_the_run_and_every_request_still_finishes(policy):
 def test_a_bad_stale_s_names_the_option(value):
     with pytest.raises(ConfigError, match=r"policy\.stale_s=.*\(least_kv\) must be >= 0 seconds"):
         make("least_kv", 2, stale_s=value)
+
+
+def keyed_view(t: float, running_ids, keys=None) -> ClusterView:
+    G, r = 2, np.asarray(running_ids, np.int64)
+    z, e = np.zeros(G, np.int64), np.zeros(0, np.int64)
+    B, C = np.full(G, 8, np.int64), np.full(G, 10**6, np.int64)
+    return ClusterView(ClusterState(
+        step=round(t / 0.01), now_s=t, loads=z + 10 * len(r), running=z + len(r), prefilling=z, queued=z,
+        committed_tokens=z, kv_used=z, max_running=B, kv_capacity=C, free_slots=B.copy(), free_kv=C.copy(),
+        waiting_ids=e, waiting_arrival_s=np.zeros(0), waiting_prompt=e, running_ids=r,
+        running_worker=np.zeros(len(r), np.int64), running_prompt=r + 100, running_decoded=r * 0,
+        running_key=None if keys is None else np.asarray(keys, np.int64)))
+
+
+def test_every_running_column_is_stale_together():
+    assert set(RUNNING_FIELDS) <= set(STALE_FIELDS)
+
+
+def test_running_table_changing_size_between_reads():
+    """Between two reads a request starts: the snapshot's table (one row, its key 7) is served whole,
+    not mixed with the fresh table's two rows (this raised a length error before running_key was stale)."""
+    stale = StaleView(0.1)
+    first = stale.view(keyed_view(0.0, [5], keys=[7]))
+    later = stale.view(keyed_view(0.05, [5, 6], keys=[7, 8]))
+    assert later.state.running_ids.tolist() == [5] and later.state.running_key.tolist() == [7]
+    assert first.state.running_ids.tolist() == [5]
+    fresh = stale.view(keyed_view(0.1, [5, 6], keys=[7, 8]))  # the publish instant: read again
+    assert fresh.state.running_ids.tolist() == [5, 6] and fresh.state.running_key.tolist() == [7, 8]
