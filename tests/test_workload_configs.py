@@ -21,11 +21,14 @@ from tests.test_workloads import DATA, HEADER, REPO, needs_data, trace_cfg, writ
 COMMON = {"name", "kind", "rate_scale", "start_s", "duration_s", "max_requests", "train_fraction",
           "min_output_tokens", "max_output_tokens"}
 FILE = {"path", "preset", "sha256"}
-ARRIVAL = {"arrival", "rate_rps", "burst_cv", "rate_period_s", "rate_amplitude", "num_requests", "seed"}
+ARRIVAL = {"arrival", "rate_rps", "burst_cv", "rate_period_s", "rate_amplitude", "num_requests", "seed",
+           "repeat_share", "repeat_templates", "repeat_output_spread"}
+KEYCOL = {"prompt_key_column"}  # CSV kinds; Mooncake's keys come from hash_ids
 
 
-@pytest.mark.parametrize("kind,keys", [("synthetic", COMMON | ARRIVAL), ("trace", COMMON | FILE),
-                                       ("mooncake", COMMON | FILE), ("lengths", COMMON | FILE | ARRIVAL)])
+@pytest.mark.parametrize("kind,keys", [("synthetic", COMMON | ARRIVAL), ("trace", COMMON | FILE | KEYCOL),
+                                       ("mooncake", COMMON | FILE),
+                                       ("lengths", COMMON | FILE | ARRIVAL | KEYCOL)])
 def test_each_kind_has_exactly_the_options_it_reads(kind, keys):
     assert {f.name for f in fields(SOURCES.entry(kind).config)} == keys
 
