@@ -63,7 +63,7 @@ def _headline(summary: dict, run_dir: Path) -> str:
 
 
 def run_from_config(cfg: DictConfig, run_dir: Path) -> dict:
-    """Compose-time config -> run folder; shared by the CLI, analysis.compare and the config tests."""
+    """Compose-time config -> run folder; shared by the CLI (every sweep job) and the config tests."""
     from framework.config import check_keys
     from framework.results import write_run
     from framework.runner import run_fields, run_inputs, run_policy

@@ -200,7 +200,7 @@ class Simulator:
             self._flush_completions()
         state = self.snapshot()
         t0 = time.perf_counter_ns()
-        pl = self.policy.decide(ClusterView(state))
+        pl = self.policy.route(ClusterView(state))
         dt = time.perf_counter_ns() - t0
         decisions.append(dt)
         req, wrk = validate_placements(pl, state, family=self.policy.family, policy=self.policy.name)

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from algorithms.fscore import f_score
+from analysis.sweep import run_sweep
 from paper_figures import _style as sty
 from paper_figures._runs import safe_share
-from paper_figures._sweep import run_sweep
 
 NAME = "fscore"
 QUICK = ["workload.max_requests=300", "cluster.workers=4,16"]

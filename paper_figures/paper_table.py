@@ -13,9 +13,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from analysis.sweep import run_sweep
 from paper_figures import _style as sty
 from paper_figures._runs import metric, run_config, tpot_p95_ms
-from paper_figures._sweep import run_sweep
 from paper_figures.paper_numbers import TABLE_G8
 
 NAME = "paper_table"

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FixedLocator, NullFormatter, FuncFormatter
 
+from analysis.sweep import run_sweep
 from paper_figures import _style as sty
 from paper_figures._runs import metric
-from paper_figures._sweep import run_sweep
 
 NAME = "regimes"
 QUICK = ["workload.rate_rps=0.5,2,50", "workload.num_requests=250"]

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.sweep import run_sweep
 from paper_figures import _style as sty
 from paper_figures._runs import metric, run_config
-from paper_figures._sweep import run_sweep
 from paper_figures.paper_numbers import SENSITIVITY_RANGE
 
 NAME = "sensitivity"

@@ -217,7 +217,7 @@ class LiveRouter:
         if self.policy.family != DISPATCH and not (view.free_slots > 0).any():
             return
         t0 = time.perf_counter_ns()
-        pl = self.policy.decide(view)
+        pl = self.policy.route(view)
         self.decision_ns.append(time.perf_counter_ns() - t0)
         reqs, wrks = check_placements(pl, view, st, self.policy)
         up = self.health.up_ranks
