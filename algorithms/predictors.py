@@ -81,11 +81,13 @@ class ExactMatchClassifier(TerminationClassifier):
         self._note(view)
         H = _horizon(horizon)
         p, d = np.asarray(view.running_prompt), np.asarray(view.running_decoded)
-        c = self.pooled.lifetimes(p, d, H)
-        mine, hit = self.store.lifetimes(self.store.row_of(view.running_key), d, H, self.need)
+        c, hit = self.store.lifetimes(self.store.row_of(view.running_key), d, H, self.need)
+        miss = ~hit
+        if miss.any():  # survival only where the key does not answer
+            c[miss] = self.pooled.lifetimes(p[miss], d[miss], H)
         self.hits += int(hit.sum())
         self.asked += len(hit)
-        return np.where(hit, mine, c)
+        return c
 
     def q(self, prompt: np.ndarray, decoded: np.ndarray, keys: np.ndarray, horizon: int) -> np.ndarray:
         H = _horizon(horizon)

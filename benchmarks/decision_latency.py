@@ -62,7 +62,7 @@ def load_trace(path: Path) -> Workload:
 
 
 def draw_state(rng: np.random.Generator, prompts: np.ndarray, outputs: np.ndarray, *, G: int, B: int,
-               C: int, waiting: int, step: int, now_s: float) -> tuple[ClusterState, np.ndarray]:
+               C: int, waiting: int, step: int, now_s: float, key_mod: int = 0) -> tuple[ClusterState, np.ndarray]:
     """One random realistic ClusterState; also the output lengths of all its ids (for oracles)."""
     per = -(-max(waiting, 4) // (4 * G))  # ceil(waiting / 4 / G): free slots per worker at least
     free = np.minimum(rng.integers(per, 2 * per + 1, G), B)
@@ -76,7 +76,8 @@ def draw_state(rng: np.random.Generator, prompts: np.ndarray, outputs: np.ndarra
     state = ClusterState.build(step=step, now_s=now_s, max_running=np.full(G, B, np.int64),
                                kv_capacity=np.full(G, C, np.int64), prompt=p, arrival_s=arrival,
                                running=zip(range(R), worker.tolist(), decoded.tolist()),
-                               waiting=np.arange(R, R + waiting, dtype=np.int64))
+                               waiting=np.arange(R, R + waiting, dtype=np.int64),
+                               keys=rows % key_mod if key_mod else None)
     if np.any(state.loads > C):
         raise ConfigError("benchmark state exceeds kv capacity; raise --kv-capacity")
     return state, o
@@ -101,6 +102,9 @@ def run(args: argparse.Namespace) -> dict:
     trace = load_trace(data_dir() / TRACE)
     n_train = int(len(trace) * args.train_fraction)
     train = trace.take(slice(0, n_train), "train") if n_train else None
+    if train is not None and args.prompt_keys:  # key = trace row mod K: test rows share the training keys
+        train = Workload("train", train.arrival_s, train.prompt_tokens, train.output_tokens,
+                         prompt_key=np.arange(n_train) % args.prompt_keys)
     prompts = trace.prompt_tokens[n_train:]
     outputs = trace.output_tokens[n_train:]
 
@@ -126,7 +130,7 @@ def run(args: argparse.Namespace) -> dict:
     total = args.decisions + args.warmup
     for k in range(total):
         state, o = draw_state(rng, prompts, outputs, G=G, B=args.max_running, C=args.kv_capacity,
-                              waiting=N, step=k, now_s=0.03 * k)
+                              waiting=N, step=k, now_s=0.03 * k, key_mod=args.prompt_keys)
         channel._o = o  # same channel object the oracle components hold
         # the states are independent and reuse request ids, so each gets a fresh policy: per-request
         # memory (hold counters) carried across unrelated states would force placements unsolved
@@ -169,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kv-capacity", type=int, default=2_000_000, help="C_g tokens per worker")
     ap.add_argument("--train-fraction", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prompt-keys", type=int, default=0,
+                    help="give requests prompt keys (trace row mod K) so exact_match takes its keyed path")
     ap.add_argument("--cpu", type=int, default=None, help="pin to this core")
     ap.add_argument("--validate", action="store_true", help="check every placement (untimed)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

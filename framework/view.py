@@ -217,7 +217,7 @@ class StaleView:
     front-end learns the engines' loads from periodic reports, but it knows what it sent itself, so:
 
     stale (the snapshot, refreshed per ``PeriodicSnapshot``): loads s_g, running n_g, prefilling, kv_used
-      (hence kv_usage) and the running-request table (ids, worker, prompt, decoded so far).
+      (hence kv_usage) and the running-request table (ids, worker, prompt, prompt key, decoded so far).
     stale + local: queued and committed_tokens, to which each placement since the snapshot adds one
       request and its prompt tokens (a placement enters the worker's local queue, DISPATCH and POOL
       alike), so requests + tokens per worker = what was reported + what was sent since.

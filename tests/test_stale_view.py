@@ -89,3 +89,18 @@ def test_running_table_changing_size_between_reads():
     assert first.state.running_ids.tolist() == [5]
     fresh = stale.view(keyed_view(0.1, [5, 6], keys=[7, 8]))  # the publish instant: read again
     assert fresh.state.running_ids.tolist() == [5, 6] and fresh.state.running_key.tolist() == [7, 8]
+
+
+def test_stale_running_table_keeps_its_prompt_keys():
+    """The running table is served from the snapshot with its prompt keys (exact_match reads them)."""
+    from framework.state import ClusterState
+    from framework.view import ClusterView, StaleView
+
+    keys = np.array([70, 71, 72])
+    st = lambda t, run: ClusterView(ClusterState.build(step=0, now_s=t, max_running=[4, 4], kv_capacity=[999, 999],
+                                                       prompt=[5, 6, 7], running=run, waiting=[2], keys=keys))
+    v = StaleView(0.1)
+    v.view(st(0.0, [(0, 0, 1)]))
+    seen = v.view(st(0.05, [(0, 0, 2), (1, 1, 0)]))  # no refresh yet: one running request, key 70
+    assert seen.running_ids.tolist() == [0] and seen.running_key.tolist() == [70]
+    assert seen.waiting_key.tolist() == [72]  # the pool is the router's own: fresh
