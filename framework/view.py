@@ -5,6 +5,9 @@ the waiting requests (id, arrival, prompt, age), per-worker load s_g, running co
 and prefill occupancy, free slots and free KV, and the running requests' prompt lengths and
 decoded-so-far counts. The state holds no output lengths and no handle on whoever filled it, so a
 policy cannot reach ground truth through the view; oracles go through framework.oracle.
+
+A policy with ``stale_s`` > 0 decides on a StaleView's view instead (below): the engines' counters as
+last refreshed plus the router's own placements since, the rest as fresh (``Policy.route``).
 """
 from __future__ import annotations
 
