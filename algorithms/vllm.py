@@ -137,6 +137,7 @@ class Vllm(_VllmBase):
             workers[j] = g
         return Placements.of(ids, workers)
 
-    def on_complete(self, request_ids: np.ndarray, workers: np.ndarray) -> None:
+    def on_complete(self, request_ids: np.ndarray, workers: np.ndarray,
+                    output_tokens: np.ndarray | None = None) -> None:
         """A front-end's in-flight count drops when it sees the request's final output."""
         np.subtract.at(self.inflight, (request_ids % self.K, workers), 1)

@@ -107,9 +107,11 @@ class Policy(ABC):
       arrivals) on some worker; for family POOL, place any subset of the waiting requests within each
       worker's free slots and free KV (the simulator validates and raises PlacementError otherwise).
     May define:
-      on_complete(request_ids, workers): called once per step with the requests that finished, as a
-      front-end learns of finished streams (vLLM's exact in-flight counter needs it); not defined on
-      this base class so policies without it cost nothing.
+      on_complete(request_ids, workers, output_tokens): called once per step with the requests that
+      finished and the tokens each produced, as a front-end learns of finished streams (vLLM's exact
+      in-flight counter needs it; so does a predictor that learns from completed requests). A finished
+      request's length is history, not foresight. Not defined on this base class so policies without
+      it cost nothing.
       describe() for extra summary fields.
     The framework calls ``route(view)``, which hands ``decide`` a stale view when ``config.stale_s`` > 0
     (framework.view.StaleView: what is stale and what is the router's own is listed there);

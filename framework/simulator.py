@@ -10,8 +10,8 @@ One tick is one decode step of the whole cluster. Per step:
   5. the step lasts T = max_g t_g + c_sync (framework.cost; idle workers run a dummy step t_g = c0),
      plus the decision's wall time when cluster.charge_decision_time is set;
   6. requests whose last token is produced this step finish (a policy that defines
-     on_complete(request_ids, workers) is told, before its next decision, as a front-end learns of
-     finished requests); every other running request's context grows by one token (s_g += n_g);
+     on_complete(request_ids, workers, output_tokens) is told, before its next decision, as a front-end
+     learns of finished streams and their token counts); every other running request's context grows by one token (s_g += n_g);
   7. a worker whose KV would overflow preempts its newest requests back to the head of its own queue
      (vLLM's recompute preemption; assignments stay sticky).
 When nothing is running, queued or waiting, the clock jumps to the next arrival.
@@ -125,6 +125,7 @@ class Simulator:
             sc.NOLINK
         self.RF = RF = np.full((3, N), np.nan)
         RF[sc.ARR] = workload.arrival_s
+        self.KEY = workload.prompt_key  # prompt keys (or None): the router sees prompts, so the view has them
         capA = int(WK[sc.BMAX].sum())
         self.AC = np.zeros((4, capA), np.int64)
         cal = 1 << int(workload.output_tokens.max()).bit_length()  # > max output: one finish step a bucket
@@ -178,7 +179,9 @@ class Simulator:
             waiting_ids=ids, waiting_arrival_s=self.RF[sc.ARR, ids], waiting_prompt=RQ[sc.PROMPT, ids].astype(np.int64),
             running_ids=rid, running_worker=AC[sc.AWRK, :c].copy(),
             running_prompt=RQ[sc.PROMPT, rid].astype(np.int64),
-            running_decoded=AC[sc.ADONE0, :c] + (k - AC[sc.ASTART, :c]))
+            running_decoded=AC[sc.ADONE0, :c] + (k - AC[sc.ASTART, :c]),
+            waiting_key=None if self.KEY is None else self.KEY[ids],
+            running_key=None if self.KEY is None else self.KEY[rid])
 
     def _flush_completions(self) -> None:
         n = int(self.SC[sc.CBN])
@@ -188,8 +191,9 @@ class Simulator:
         self.SC[sc.CBN] = 0
         cuts = np.flatnonzero(np.diff(steps)) + 1
         workers = self.RQ[sc.WORKER, ids].astype(np.int64)
+        done = self.RQ[sc.OUTPUT, ids].astype(np.int64)  # tokens streamed by a finished request: observable
         for a, b in zip(np.r_[0, cuts], np.r_[cuts, n]):  # one call per step, as a front-end sees them
-            self._on_complete(ids[a:b], workers[a:b])
+            self._on_complete(ids[a:b], workers[a:b], done[a:b])
 
     def _decide(self, decisions: list[int]) -> None:
         if self._on_complete is not None:

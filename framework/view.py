@@ -1,7 +1,7 @@
 """The read-only cluster view a router sees each step (DESIGN.md section 4).
 
 A thin wrapper over a ``framework.state.ClusterState`` (filled by the simulator or the live backend):
-the waiting requests (id, arrival, prompt, age), per-worker load s_g, running count n_g, local-queue
+the waiting requests (id, arrival, prompt, prompt key, age), per-worker load s_g, running count n_g, local-queue
 and prefill occupancy, free slots and free KV, and the running requests' prompt lengths and
 decoded-so-far counts. The state holds no output lengths and no handle on whoever filled it, so a
 policy cannot reach ground truth through the view; oracles go through framework.oracle.
@@ -120,6 +120,11 @@ class ClusterView:
         return self.state.waiting_prompt
 
     @property
+    def waiting_key(self) -> np.ndarray:
+        """Prompt keys of the waiting requests (-1 = unknown); equal keys, same prompt."""
+        return self.state.waiting_key
+
+    @property
     def waiting_arrival_s(self) -> np.ndarray:
         return self.state.waiting_arrival_s
 
@@ -149,6 +154,11 @@ class ClusterView:
     def running_decoded(self) -> np.ndarray:
         """Tokens each running request has produced so far; its context is prompt + decoded."""
         return self.state.running_decoded
+
+    @property
+    def running_key(self) -> np.ndarray:
+        """Prompt keys of the running requests (-1 = unknown)."""
+        return self.state.running_key
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return (f"ClusterView(step={self.step}, t={self.now_s:.3f}s, waiting={self.num_waiting}, "

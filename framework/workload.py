@@ -2,6 +2,11 @@
 
 Output lengths live here because the simulator needs them to know when requests finish; policies never
 receive a Workload, only the view (framework.view) and, if they are oracles, the OracleChannel.
+
+``prompt_key`` (optional, int64 >= 0 per request, or None when the source has none) identifies the
+prompt: requests with equal keys have the same prompt (Mooncake: a hash of hash_ids; a CSV: its hash
+column; framework.workloads.keys). A router sees the prompt, so the view carries the key; it is not
+ground truth about the output.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ class Workload:
     output_tokens: np.ndarray
     source: str = ""
     meta: dict = field(default_factory=dict)
+    prompt_key: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         a = np.ascontiguousarray(self.arrival_s, dtype=np.float64)
@@ -44,6 +50,14 @@ class Workload:
             bad = int(np.flatnonzero(np.diff(a) < 0)[0]) + 1
             raise TraceFormatError(f"{where}: arrivals are not sorted (request {bad} arrives before "
                                    "the one above it); sort the trace by timestamp.")
+        if self.prompt_key is not None:
+            k = np.ascontiguousarray(self.prompt_key, dtype=np.int64)
+            object.__setattr__(self, "prompt_key", k)
+            if len(k) != len(a):
+                raise TraceFormatError(f"{where}: prompt_key has {len(k)} entries for {len(a)} requests.")
+            if len(k) and int(k.min()) < 0:
+                raise TraceFormatError(f"{where}: prompt keys must be >= 0 (framework.workloads.keys makes "
+                                       "them); -1 is reserved for 'unknown'.")
         for col, arr, lo in (("prompt_tokens", p, 1), ("output_tokens", o, 1)):
             if np.any(arr < lo):
                 bad = int(np.flatnonzero(arr < lo)[0])
@@ -57,8 +71,9 @@ class Workload:
         """A sub-workload (rows in arrival order), arrivals re-based to start at 0."""
         a = self.arrival_s[index]
         a = a - a[0] if len(a) else a
+        key = None if self.prompt_key is None else self.prompt_key[index]
         return Workload(name or self.name, a, self.prompt_tokens[index], self.output_tokens[index],
-                        self.source, dict(self.meta))
+                        self.source, dict(self.meta), key)
 
 
 def split_train(workload: Workload, train_fraction: float) -> tuple[Workload | None, Workload]:

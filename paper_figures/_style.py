@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from framework.errors import UserError  # noqa: E402
+from framework.errors import UserError, report  # noqa: E402
 from framework.results import write_atomic, write_csv_atomic  # noqa: E402
 
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
@@ -102,8 +102,7 @@ def cli(name: str, doc: str, make: Callable[[argparse.Namespace], tuple], argv: 
     try:
         fig, table = make(a)
     except UserError as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return report(name, e)
     paths = save(fig, table, out, name)
     print(f"{name}: wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.0f} s",
           file=sys.stderr)

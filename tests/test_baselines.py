@@ -366,12 +366,12 @@ def test_fresh_sglang_total_requests_equals_jsq_with_first_tie_break():
 
 
 def test_simulator_reports_each_completion_once_with_its_worker():
-    calls: list[tuple[np.ndarray, np.ndarray]] = []
+    calls: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     class Recorder(Vllm):
-        def on_complete(self, request_ids, workers):
-            calls.append((request_ids.copy(), workers.copy()))
-            super().on_complete(request_ids, workers)
+        def on_complete(self, request_ids, workers, output_tokens):
+            calls.append((request_ids.copy(), workers.copy(), output_tokens.copy()))
+            super().on_complete(request_ids, workers, output_tokens)
 
     from algorithms.vllm import VllmConfig
 
@@ -382,6 +382,8 @@ def test_simulator_reports_each_completion_once_with_its_worker():
     wk = np.concatenate([c[1] for c in calls])
     assert sorted(ids.tolist()) == list(range(len(w)))  # every request exactly once
     np.testing.assert_array_equal(wk, res.req_worker[ids])
+    # the tokens each finished stream produced (after it finished: history, not foresight)
+    np.testing.assert_array_equal(np.concatenate([c[2] for c in calls]), w.output_tokens[ids])
     assert res.req_preemptions.sum() > 0  # preempted requests were not reported twice
 
 

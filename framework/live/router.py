@@ -302,7 +302,7 @@ class LiveRouter:
                         ptr = j
                     if self.finished_since and callable(hook):
                         ids = np.asarray(self.finished_since, np.int64)
-                        hook(ids, st.worker[ids])
+                        hook(ids, st.worker[ids], st.decoded[ids].copy())
                     self.finished_since = []
                     if ptr == N and st.finished:
                         break

@@ -127,10 +127,20 @@ class ArrivalFields(WorkloadConfig):
     rate_amplitude: float = field(default=0.5, metadata={"help": "varying: relative amplitude in [0,1)"})
     num_requests: int = field(default=3000, metadata={"help": "requests generated"})
     seed: Optional[int] = field(default=None, metadata={"help": "draws the requests; defaults to the run's seed"})
+    repeat_share: float = field(default=0.0, metadata={
+        "help": "SYNTHETIC repeated prompts: this share of requests repeats one of repeat_templates "
+                "prompts (framework/workloads/repeats.py; 0 = off)"})
+    repeat_templates: int = field(default=50, metadata={"help": "repeat_share: distinct repeated prompts"})
+    repeat_output_spread: float = field(default=0.0, metadata={
+        "help": "repeat_share: a repeat's output is the template's x U[1 - e, 1 + e] (0 = the same)"})
 
     def validate(self) -> None:
         super().validate()
         from framework.workloads.arrivals import ARRIVALS
+
+        self.require(0.0 <= self.repeat_share <= 1.0, "repeat_share", "must be in [0, 1] (0 = no repeats).")
+        self.require_number("repeat_templates", 1, integer=True)
+        self.require(0.0 <= self.repeat_output_spread < 1.0, "repeat_output_spread", "must be in [0, 1).")
 
         if self.arrival not in ARRIVALS:
             raise ConfigError(f"workload.arrival={self.arrival!r} is not an arrival process."
@@ -146,6 +156,15 @@ class ArrivalFields(WorkloadConfig):
 
 
 @dataclass
+class KeyColumnField(WorkloadConfig):
+    """A CSV kind may carry prompt hashes (the ExactMatch predictor keys on them)."""
+
+    prompt_key_column: Optional[str] = field(default=None, metadata={
+        "help": "CSV column of prompt hashes; null = auto (prompt_hash | hash | hash_ids | prompt_key if "
+                "present), none = no keys"})
+
+
+@dataclass
 class SyntheticWorkloadConfig(ArrivalFields):
     """Embedded lognormal lengths and an arrival process (no file); fully determined by the seed."""
 
@@ -153,7 +172,7 @@ class SyntheticWorkloadConfig(ArrivalFields):
 
 
 @dataclass
-class TraceWorkloadConfig(FileFields):
+class TraceWorkloadConfig(FileFields, KeyColumnField):
     """An Azure-format CSV (2023 or 2024 timestamps): its own arrival times and lengths."""
 
     kind: str = field(default="trace", metadata={"help": "Azure-format CSV (presets azure_*_2023/2024)"})
@@ -167,7 +186,7 @@ class MooncakeWorkloadConfig(FileFields):
 
 
 @dataclass
-class LengthsWorkloadConfig(FileFields, ArrivalFields):
+class LengthsWorkloadConfig(FileFields, ArrivalFields, KeyColumnField):
     """A table of prompt/output lengths (e.g. ShareGPT), resampled, with an arrival process."""
 
     kind: str = field(default="lengths", metadata={"help": "lengths table (preset sharegpt) + arrivals"})

@@ -24,8 +24,9 @@ from framework.workloads.arrivals import arrival_times
 from framework.workloads.azure import read_azure_csv
 from framework.workloads.config import (ArrivalFields, FileFields, LengthsWorkloadConfig, MooncakeWorkloadConfig,
                                         SyntheticWorkloadConfig, TraceWorkloadConfig, WorkloadConfig)
-from framework.workloads.lengths import read_lengths_table, sample_rows
+from framework.workloads.lengths import read_lengths_keyed, sample_rows
 from framework.workloads.mooncake import read_mooncake
+from framework.workloads.repeats import repeat_prompts
 from framework.workloads.synthetic import synthetic_lengths
 from framework.workloads.window import Rows, Window, row_cap, select
 
@@ -74,8 +75,8 @@ def resolve_path(cfg: FileFields) -> tuple[Path, dict]:
     return presets.resolve(cfg.preset, cfg.sha256)
 
 
-def _generated(cfg: ArrivalFields, seed: int, window: Window, lengths: tuple[np.ndarray, np.ndarray] | None,
-               meta: dict) -> Rows:
+def _generated(cfg: ArrivalFields, seed: int, window: Window,
+               lengths: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None, meta: dict) -> Rows:
     """Lengths (drawn or resampled) plus a synthetic arrival process, both from ``seed``.
 
     Lengths and arrivals use independent child streams, so changing the arrival process or rate keeps
@@ -83,19 +84,27 @@ def _generated(cfg: ArrivalFields, seed: int, window: Window, lengths: tuple[np.
     """
     len_rng, arr_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     n = cfg.num_requests
+    key = None
     if lengths is None:
         p, o = _filtered_synthetic(cfg, n, len_rng)
     else:
-        p, o = lengths
+        p, o, key = lengths
         keep = output_filter(cfg, o)
         if keep is not None:
             p, o = p[keep], o[keep]
+            key = None if key is None else key[keep]
             if len(p) == 0:
                 raise ConfigError(f"no row of the lengths table has an output within workload.min_output_"
                                   f"tokens={cfg.min_output_tokens} .. max_output_tokens={cfg.max_output_tokens}.")
             meta["rows_after_output_filter"] = int(len(p))
         idx = sample_rows(len(p), n, len_rng)
         p, o = p[idx], o[idx]
+        key = None if key is None else key[idx]
+    if cfg.repeat_share > 0:  # SYNTHETIC repeated prompts (framework/workloads/repeats.py), own stream
+        rep_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+        p, o, key = repeat_prompts(p, o, cfg.repeat_share, cfg.repeat_templates, cfg.repeat_output_spread, rep_rng)
+        meta.update(prompt_keys=f"synthetic repeats (share {cfg.repeat_share:g}, {cfg.repeat_templates} "
+                                f"templates, output spread {cfg.repeat_output_spread:g})")
     t = arrival_times(cfg.arrival, n, cfg.rate_rps, arr_rng, burst_cv=cfg.burst_cv,
                       period_s=cfg.rate_period_s, amplitude=cfg.rate_amplitude)
     meta.update(arrival=cfg.arrival, rate_rps=cfg.rate_rps, num_requests=n, seed=seed)
@@ -104,7 +113,7 @@ def _generated(cfg: ArrivalFields, seed: int, window: Window, lengths: tuple[np.
     if cfg.arrival == "varying":
         meta.update(rate_period_s=cfg.rate_period_s, rate_amplitude=cfg.rate_amplitude)
     # the window counts from the start of the process (t = 0), not from the first arrival
-    return select(t, p, o, window, meta, "generated arrivals", origin=0.0)
+    return select(t, p, o, window, meta, "generated arrivals", origin=0.0, key=key)
 
 
 def output_filter(cfg: WorkloadConfig, output: np.ndarray) -> np.ndarray | None:
@@ -148,7 +157,7 @@ def _filter_rows(cfg: WorkloadConfig, rows: Rows, cap: int | None) -> Rows:
         return rows
     t, p, o = rows.t_s[keep][:cap], rows.prompt[keep][:cap], rows.output[keep][:cap]
     rows.meta.update(rows_after_output_filter=int(keep.sum()))
-    return Rows(t, p, o, rows.meta)
+    return Rows(t, p, o, rows.meta, None if rows.key is None else rows.key[keep][:cap])
 
 
 def workload_seed(cfg: WorkloadConfig, run_seed: int) -> int:
@@ -187,7 +196,8 @@ def load_workload(cfg: WorkloadConfig, seed: int) -> Workload:
                 window_end_s=None if math.isinf(window.end_s) else window.end_s, row_cap=window.cap,
                 rate_scale=cfg.rate_scale, trace_offset_s=float(rows.t_s[0]))
     arrival = (rows.t_s - rows.t_s[0]) / cfg.rate_scale
-    return Workload(cfg.name, arrival, rows.prompt, rows.output, source=source, meta=meta)
+    meta.setdefault("prompt_keys", "none" if rows.key is None else "hash column")
+    return Workload(cfg.name, arrival, rows.prompt, rows.output, source=source, meta=meta, prompt_key=rows.key)
 
 
 def _synthetic(cfg: SyntheticWorkloadConfig, seed: int, window: Window, meta: dict, path: Path | None) -> Rows:
@@ -195,7 +205,7 @@ def _synthetic(cfg: SyntheticWorkloadConfig, seed: int, window: Window, meta: di
 
 
 def _trace(cfg: TraceWorkloadConfig, seed: int, window: Window, meta: dict, path: Path | None) -> Rows:
-    return _filter_rows(cfg, read_azure_csv(path, window), row_cap(cfg.max_requests, cfg.train_fraction))
+    return _filter_rows(cfg, read_azure_csv(path, window, key_column=cfg.prompt_key_column), row_cap(cfg.max_requests, cfg.train_fraction))
 
 
 def _mooncake(cfg: MooncakeWorkloadConfig, seed: int, window: Window, meta: dict, path: Path | None) -> Rows:
@@ -203,7 +213,7 @@ def _mooncake(cfg: MooncakeWorkloadConfig, seed: int, window: Window, meta: dict
 
 
 def _lengths(cfg: LengthsWorkloadConfig, seed: int, window: Window, meta: dict, path: Path | None) -> Rows:
-    return _generated(cfg, seed, window, read_lengths_table(path), meta)
+    return _generated(cfg, seed, window, read_lengths_keyed(path, key_column=cfg.prompt_key_column), meta)
 
 
 register_source("synthetic", SyntheticWorkloadConfig, _synthetic,
