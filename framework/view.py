@@ -5,6 +5,9 @@ the waiting requests (id, arrival, prompt, prompt key, age), per-worker load s_g
 and prefill occupancy, free slots and free KV, and the running requests' prompt lengths and
 decoded-so-far counts. The state holds no output lengths and no handle on whoever filled it, so a
 policy cannot reach ground truth through the view; oracles go through framework.oracle.
+
+A policy with ``stale_s`` > 0 decides on a StaleView's view instead (below): the engines' counters as
+last refreshed plus the router's own placements since, the rest as fresh (``Policy.route``).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from framework.state import ClusterState
+from framework.state import RUNNING_FIELDS, ClusterState
 
 
 def _ro(a: np.ndarray) -> np.ndarray:
@@ -206,8 +209,7 @@ class PeriodicSnapshot:
 
 # What a stale view serves from its snapshot: every counter the engines report (per worker) and the
 # running-request table they describe. Everything else is the router's own knowledge, served fresh.
-STALE_FIELDS = ("loads", "running", "prefilling", "queued", "committed_tokens", "kv_used",
-                "running_ids", "running_worker", "running_prompt", "running_decoded", "running_key")
+STALE_FIELDS = ("loads", "running", "prefilling", "queued", "committed_tokens", "kv_used", *RUNNING_FIELDS)
 
 
 class StaleView:
@@ -217,13 +219,14 @@ class StaleView:
     front-end learns the engines' loads from periodic reports, but it knows what it sent itself, so:
 
     stale (the snapshot, refreshed per ``PeriodicSnapshot``): loads s_g, running n_g, prefilling, kv_used
-      (hence kv_usage) and the running-request table (ids, worker, prompt, prompt key, decoded so far).
+      (hence kv_usage) and the running-request table (ids, worker, prompt, decoded so far, prompt key).
     stale + local: queued and committed_tokens, to which each placement since the snapshot adds one
       request and its prompt tokens (a placement enters the worker's local queue, DISPATCH and POOL
       alike), so requests + tokens per worker = what was reported + what was sent since.
-    local (fresh): the waiting pool and its ages (the router's own queue), step and time, B_g and C_g,
-      and free_slots / free_kv: the simulator admits only into real room (a placement beyond it is an
-      error, not a refusal it could model), and a front-end sees a slot free when a stream ends.
+    local (fresh): the waiting pool, its ages and prompt keys (the router's own queue), step and time,
+      B_g and C_g, and free_slots / free_kv: the simulator admits only into real room (a placement
+      beyond it is an error, not a refusal it could model), and a front-end sees a slot free when a
+      stream ends.
     """
 
     def __init__(self, interval_s: float, schedule: str = "publish") -> None:
