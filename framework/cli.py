@@ -79,7 +79,7 @@ def run_from_config(cfg: DictConfig, run_dir: Path) -> dict:
     t0 = time.perf_counter()
     wcfg: WorkloadConfig = OmegaConf.to_object(cfg.workload)
     ccfg: ClusterConfig = OmegaConf.to_object(cfg.cluster)
-    train, workload = prepare_workload(wcfg, int(cfg.seed))
+    train, workload = prepare_workload(wcfg, int(cfg.seed), stream=str(cfg.stream))
     out = run_policy(cfg.policy, workload, ccfg, int(cfg.seed), training=train,
                      check_invariants=bool(cfg.check_invariants), progress=bool(cfg.progress),
                      max_steps=int(cfg.max_steps), record=str(cfg.record),
