@@ -38,7 +38,10 @@ class WorkloadConfig:
                 "simulated (0 = simulate every request); with max_requests it comes on top"})
     # arrival process for synthetic and lengths-only workloads
     arrival: str = field(default="poisson", metadata={
-        "help": "poisson | gamma | varying | backlog (every request at t = 0)"})
+        "help": "poisson | gamma | varying | backlog (every request at t = 0) | closed_loop (keep "
+                "closed_loop_waiting requests waiting)"})
+    closed_loop_waiting: Optional[int] = field(default=None, metadata={
+        "help": "arrival=closed_loop: release a request whenever fewer than this many wait"})
     rate_rps: float = field(default=40.0, metadata={"help": "mean arrival rate (requests/s)"})
     burst_cv: float = field(default=3.0, metadata={"help": "gamma: coefficient of variation of gaps"})
     rate_period_s: float = field(default=60.0, metadata={"help": "varying: period of the rate sinusoid"})

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sys
 import time
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,11 +35,11 @@ from framework import simcore as sc
 from framework.cluster import ClusterConfig
 from framework.cost import make_cost_model
 from framework.errors import ConfigError, PlacementError
-from framework.placement import validate_placements
+from framework.placement import placement_arrays, validate_placements
 from framework.policy import DISPATCH, Policy
 from framework.recorder import Recorder, StepTable, estimate_steps, resolve_mode
 from framework.requestlog import RequestLog
-from framework.simcore import apply_placements
+from framework.simdecide import OK, W_ROWS, fill_snapshot, place_checked
 from framework.simloop import advance
 from framework.simwindow import RequestWindow
 from framework.state import ClusterState
@@ -148,7 +149,7 @@ class Simulator:
         self.SF = np.array([self.win.t0, 0.0])
         self.PRM = self.cost.params()
         IP = np.zeros(sc.NIP, np.int64)
-        IP[sc.DISPATCH_F] = policy.family == DISPATCH
+        IP[sc.DISPATCH_F] = self._dispatch = policy.family == DISPATCH
         IP[sc.CHECK_F] = bool(check_invariants)
         IP[sc.CHUNK] = int(cluster.prefill_chunk_tokens)
         IP[sc.MAXSTEPS], IP[sc.MAXIDLE] = int(max_steps), int(max_idle_hold_steps)
@@ -178,23 +179,13 @@ class Simulator:
         return self.win.RF
 
     def snapshot(self) -> ClusterState:
-        """The router's view of the cluster now, as fresh arrays (no output lengths)."""
-        SC, WK, RQ, AC = self.SC, self.WK, self.win.RQ, self.AC
-        lo, ptr, c, k = int(SC[sc.POOLLO]), int(SC[sc.PTR]), int(SC[sc.ACT]), int(SC[sc.K])
-        slots = lo + np.flatnonzero(RQ[sc.INPOOL, lo:ptr])
-        rs = AC[sc.AID, :c]
-        base = int(SC[sc.BASE])
-        s, n, npf, ql = WK[sc.S].copy(), WK[sc.NRUN].copy(), WK[sc.NPF].copy(), WK[sc.QLEN].copy()
-        res, qt, B = WK[sc.RES], WK[sc.QTOK], WK[sc.BMAX]
-        return ClusterState(
-            step=k, now_s=float(self.SF[sc.TNOW]), loads=s, running=n, prefilling=npf, queued=ql,
-            committed_tokens=res + qt, kv_used=s + res, max_running=B.copy(), kv_capacity=WK[sc.CAP].copy(),
-            free_slots=np.maximum(B - n - npf - ql, 0), free_kv=np.maximum(WK[sc.CADM] - s - res - qt, 0),
-            waiting_ids=slots.astype(np.int64) + base, waiting_arrival_s=self.win.RF[sc.ARR, slots],
-            waiting_prompt=RQ[sc.PROMPT, slots].astype(np.int64),
-            running_ids=rs + base, running_worker=AC[sc.AWRK, :c].copy(),
-            running_prompt=RQ[sc.PROMPT, rs].astype(np.int64),
-            running_decoded=AC[sc.ADONE0, :c] + (k - AC[sc.ASTART, :c]))
+        """The router's view of the cluster now, as fresh read-only arrays (no output lengths)."""
+        SC = self.SC
+        W, R = int(SC[sc.NPOOL]), int(SC[sc.ACT])
+        wk, wait_i = np.empty((W_ROWS, self.G), np.int64), np.empty((2, W), np.int64)
+        wait_f, run_i = np.empty(W), np.empty((4, R), np.int64)
+        fill_snapshot(SC, self.WK, self.win.RQ, self.win.RF, self.AC, wk, wait_i, wait_f, run_i)
+        return ClusterState.from_blocks(int(SC[sc.K]), float(self.SF[sc.TNOW]), wk, wait_i, wait_f, run_i)
 
     def output_tokens(self, ids: np.ndarray) -> np.ndarray:
         """True output lengths of arrived, unfinished requests (the oracle channel of a streamed run)."""
@@ -212,7 +203,7 @@ class Simulator:
         for a, b in zip(np.r_[0, cuts], np.r_[cuts, n]):  # one call per step, as a front-end sees them
             self._on_complete(ids[a:b], workers[a:b])
 
-    def _decide(self, decisions: list[int]) -> None:
+    def _decide(self, decisions: array) -> None:
         if self._on_complete is not None:
             self._flush_completions()
         state = self.snapshot()
@@ -220,9 +211,11 @@ class Simulator:
         pl = self.policy.decide(ClusterView(state))
         dt = time.perf_counter_ns() - t0
         decisions.append(dt)
-        req, wrk = validate_placements(pl, state, family=self.policy.family, policy=self.policy.name)
-        if len(req):
-            apply_placements(req - self.SC[sc.BASE], wrk, self.SC, self.WK, self.win.RQ)
+        req, wrk = placement_arrays(pl, state, self.policy.name)
+        if place_checked(req, wrk, self._dispatch, self.SC, self.WK, self.win.RQ) != OK:
+            validate_placements(pl, state, family=self.policy.family, policy=self.policy.name)  # raises
+            raise InvariantError("the compiled placement check rejected a decision validate_placements "
+                                 "accepts")
         if self.charge:
             self.SF[sc.EXTRA] += dt * 1e-9
 
@@ -244,7 +237,7 @@ class Simulator:
         """Simulate until every request has finished."""
         SC, rec, win = self.SC, self.recorder, self.win
         args = self._args()
-        decisions: list[int] = []
+        decisions = array("q")  # 8 bytes a decision (a list of ints: ~36); a week has ~20 M
         bar = self._bar()
         wall0 = time.perf_counter()
         decide_s = 0.0  # Python time of decisions (state, policy, validation), for the benchmarks
@@ -312,7 +305,7 @@ class Simulator:
         bar.set_postfix_str(f"sim {t_sim:,.0f}s ({t_sim / wall:,.0f}x real time), step {self.step:,}",
                             refresh=False)
 
-    def _result(self, decisions: list[int], wall: float) -> SimResult:
+    def _result(self, decisions: array, wall: float) -> SimResult:
         log = self.log
         cols = log.columns() if log.table else {}
         latency = None
@@ -326,7 +319,7 @@ class Simulator:
                             "sum_GT", "sum_idle"), self.ACC.tolist())),
             req_worker=get("worker"), req_placed_step=get("placed_step"), req_admit_step=get("admit_step"),
             req_first_token_s=get("first_token_s"), req_finish_s=get("finish_s"),
-            req_preemptions=get("preemptions"), decision_ns=np.asarray(decisions, np.int64), wall_s=wall,
+            req_preemptions=get("preemptions"), decision_ns=np.frombuffer(decisions, np.int64).copy(), wall_s=wall,
             request_steps=int(self.SC[sc.REQSTEPS]), req_arrival_s=get("arrival_s"),
             req_prompt=get("prompt_tokens"), req_output=get("output_tokens"), requests_total=log.count,
             latency=latency)

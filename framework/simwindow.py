@@ -31,9 +31,9 @@ class RequestWindow:
     def __init__(self, workload: Workload | WorkloadStream, cluster: ClusterConfig, C_admit: int,
                  SC: np.ndarray, log: RequestLog) -> None:
         self.name, self.cluster, self.C_admit, self.SC, self.log = workload.name, cluster, C_admit, SC, log
-        self._it = iter_chunks(workload)
+        self._it = (c for c in iter_chunks(workload) if len(c))
         first = next(self._it, None)
-        if first is None or len(first) == 0:
+        if first is None:
             raise TraceFormatError(f"workload {workload.name!r} has no requests: check the file, the time "
                                    "window (workload.start_s / workload.duration_s) and workload.max_requests.")
         self._pending = next(self._it, None)

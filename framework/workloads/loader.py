@@ -74,6 +74,9 @@ def check_config(cfg: WorkloadConfig) -> None:
             raise bad("rate_rps", "must be a positive rate (requests per second).")
         if cfg.num_requests < 1:
             raise bad("num_requests", "must be >= 1.")
+        if cfg.arrival == "closed_loop" and not (cfg.closed_loop_waiting or 0) >= 1:
+            raise bad("closed_loop_waiting", "must be >= 1 with workload.arrival=closed_loop (requests "
+                      "kept waiting), e.g. workload.closed_loop_waiting=64.")
         if cfg.arrival == "gamma" and not (cfg.burst_cv > 0 and math.isfinite(cfg.burst_cv)):
             raise bad("burst_cv", "must be > 0 (1 = Poisson, larger = burstier).")
         if cfg.arrival == "varying":
@@ -213,7 +216,11 @@ def load_workload(cfg: WorkloadConfig, seed: int) -> Workload:
                 window_end_s=None if math.isinf(window.end_s) else window.end_s, row_cap=window.cap,
                 rate_scale=cfg.rate_scale, trace_offset_s=float(rows.t_s[0]))
     arrival = (rows.t_s - rows.t_s[0]) / cfg.rate_scale
-    return Workload(cfg.name, arrival, rows.prompt, rows.output, source=source, meta=meta)
+    closed = int(cfg.closed_loop_waiting) if src.generated and cfg.arrival == "closed_loop" else 0
+    if closed:
+        meta["closed_loop_waiting"] = closed
+    return Workload(cfg.name, arrival, rows.prompt, rows.output, source=source, meta=meta,
+                    closed_loop_waiting=closed)
 
 
 def _synthetic(cfg: WorkloadConfig, seed: int, window: Window, meta: dict, path: Path | None) -> Rows:
