@@ -57,24 +57,39 @@ def _time_v(text: str) -> dict:
             "peak_rss_mb": round(int(rss) / 1024, 1) if rss else None}
 
 
-def run_one(policy: str, path: Path, record: str, duration_s: float | None, workers: int) -> dict:
-    """One policy over the file in a fresh process; its resources and summary figures."""
+def run_one(policy: str, path: Path, record: str, duration_s: float | None, workers: int,
+            log_dir: Path | None = None) -> dict:
+    """One policy over the file in a fresh process; its resources and summary figures.
+
+    With ``log_dir`` the child's stderr (its progress bar, then time -v's report) goes to
+    log_dir/week-POLICY.log as it runs, so a long run can be watched.
+    """
     out_dir = Path(tempfile.mkdtemp(prefix=f"week-{policy}-"))
     cmd = [sys.executable, "-m", "framework.cli", f"policy={policy}", "workload=trace",
            f"workload.path={path}", "workload.train_fraction=0", "cluster=fixed", f"cluster.workers={workers}",
-           f"record={record}", "stream=true", "progress=false", f"hydra.run.dir={out_dir}"]
+           f"record={record}", "stream=true", f"progress={'true' if log_dir else 'false'}",
+           f"hydra.run.dir={out_dir}"]
     if duration_s is not None:
         cmd.append(f"workload.duration_s={duration_s}")
     timev = shutil.which("time") and Path("/usr/bin/time").is_file()
     full = (["/usr/bin/time", "-v"] if timev else []) + cmd
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(full, cwd=ROOT, capture_output=True, text=True)
+    if log_dir is not None:
+        log = Path(log_dir) / f"week-{policy}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"week: {policy}: progress in {log}", file=sys.stderr, flush=True)
+        with open(log, "w") as f:
+            rc = subprocess.run(full, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=f).returncode
+        err = log.read_text(errors="replace")
+    else:
+        proc = subprocess.run(full, cwd=ROOT, capture_output=True, text=True)
+        rc, err = proc.returncode, proc.stderr
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"week: {policy} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    res = _time_v(proc.stderr) if timev else {}
+    if rc != 0:
+        raise SystemExit(f"week: {policy} failed ({rc}):\n{err[-3000:]}")
+    res = _time_v(err) if timev else {}
     if not res.get("wall_s"):
         res = {"wall_s": wall, "user_cpu_s": after.ru_utime - before.ru_utime,
                "peak_rss_mb": round(after.ru_maxrss / 1024, 1)}
@@ -98,12 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=16)
     ap.add_argument("--duration-s", type=float, default=None, help="simulate only this prefix (trace seconds)")
     ap.add_argument("--cache", type=Path, default=None, help="where the generated file is kept")
+    ap.add_argument("--log-dir", type=Path, default=None, help="show progress: each run's stderr goes here")
     a = ap.parse_args(argv)
     days = a.days if a.days is not None else 7.0 * a.rows / WEEK_ROWS
     t0 = time.perf_counter()
     path = trace_file(a.rows, days, a.cache or cache_dir())
     gen_s = time.perf_counter() - t0
-    runs = [run_one(p, path, a.record, a.duration_s, a.workers) for p in a.policies.split(",")]
+    runs = [run_one(p, path, a.record, a.duration_s, a.workers, a.log_dir) for p in a.policies.split(",")]
     print(json.dumps({"rows": a.rows, "days": days, "file": str(path), "file_gb": round(path.stat().st_size / 1e9, 3),
                       "prepare_s": round(gen_s, 1), "record": a.record, "workers": a.workers,
                       "duration_s": a.duration_s, "runs": runs, "python": platform.python_version(),
