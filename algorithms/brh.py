@@ -28,7 +28,8 @@ from typing import Any, Optional
 
 from algorithms.br0 import Br0Config, PoolRouterBase, plan
 from algorithms.fscore import admitted_loads, discount_weights, lifetime_loads, margins, predicted_loads
-from framework.classifier import ClassifierOptions, classifier_from_options
+from framework.classifier import (ClassifierOptions, attach_learning, check_classifier_options,
+                                  classifier_from_options)
 from framework.policy import PolicyContext, register_policy
 from framework.view import ClusterView, Placements
 
@@ -50,6 +51,7 @@ class BrhConfig(Br0Config, ClassifierOptions):
         self.require(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1].")
         self.require_number("alpha", 0, "> 0", strict=True)
         self.require(self.beta is None or self.beta >= 0, "beta", "must be >= 0, or null for G.")
+        check_classifier_options(self)
 
 
 @register_policy("brh", config=BrhConfig)
@@ -59,6 +61,7 @@ class BRH(PoolRouterBase):
     def __init__(self, config: BrhConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
         self.classifier = classifier_from_options(config, context)
+        attach_learning(self, self.classifier)  # exact_match learns from completed requests
         self.weights = discount_weights(config.horizon, config.gamma)
         self.beta = float(self.G if config.beta is None else config.beta)
 
@@ -83,4 +86,8 @@ class BRH(PoolRouterBase):
         return self.to_placements(view, ids, pl)
 
     def describe(self) -> dict[str, Any]:
-        return {"classifier": self.config.classifier, "decomposition": self.config.decomposition}
+        out = {"classifier": self.config.classifier, "decomposition": self.config.decomposition}
+        hit_rate = getattr(self.classifier, "hit_rate", None)
+        if callable(hit_rate):  # exact_match: share of predictions from the request's own prompt key
+            out["classifier_key_hit_rate"] = hit_rate()
+        return out

@@ -16,12 +16,13 @@ non-increasing in h.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 from numba import njit
 
-from framework.classifier import Survival, TerminationClassifier, register_classifier
+from framework.classifier import ClassifierConfig, Survival, TerminationClassifier, register_classifier
 from framework.errors import ConfigError
 from framework.policy import PolicyContext
 from framework.view import ClusterView
@@ -29,11 +30,16 @@ from framework.view import ClusterView
 
 def candidate_prompts(view: ClusterView, candidate_ids: np.ndarray) -> np.ndarray:
     """Prompt lengths of candidate ids, looked up among the view's waiting requests."""
+    return candidate_column(view, candidate_ids, view.waiting_prompt)
+
+
+def candidate_column(view: ClusterView, candidate_ids: np.ndarray, column: np.ndarray) -> np.ndarray:
+    """A per-waiting-request column (prompt, key) at the candidate ids."""
     ids = np.asarray(candidate_ids, dtype=np.int64)
     wid = view.waiting_ids
     if len(ids) == 0:
         return np.empty(0, np.int64)
-    wp = view.waiting_prompt
+    wp = column
     # the pool is kept in arrival (= id) order, so the first len(ids) entries are usually the candidates
     if len(ids) <= len(wid) and np.array_equal(wid[:len(ids)], ids):
         return np.asarray(wp[:len(ids)], dtype=np.int64)
@@ -59,40 +65,54 @@ def _horizon(horizon: int) -> int:
 class NoClassifier(TerminationClassifier):
     """q = 1: every request is assumed to keep running through the horizon."""
 
-    def __init__(self, context: PolicyContext, **params: Any) -> None:
-        super().__init__(context)
-        if params:
-            raise ConfigError(f"Classifier 'none' takes no options (got {', '.join(sorted(params))}).")
-
     def survival(self, view: ClusterView, horizon: int, candidate_ids: np.ndarray) -> Survival:
         H = _horizon(horizon)
         return Survival(np.ones((len(view.running_ids), H + 1)), np.ones((len(candidate_ids), H + 1)))
 
 
-@register_classifier("empirical")
+@dataclass
+class EmpiricalConfig(ClassifierConfig):
+    """``prompt_bins``: an int (that many equal-count bins of training prompt lengths) or a list of
+    interior edges in tokens; ``min_support``: a conditional estimate needs at least this many training
+    requests still running at age d (older ages reuse the oldest supported age, i.e. the residual life is
+    assumed stationary beyond the data; bins with fewer training requests use the pooled table)."""
+
+    prompt_bins: Any = 1
+    min_support: int = 20
+
+    def validate(self) -> None:
+        self.require_number("min_support", 1, integer=True)
+        b = self.prompt_bins
+        if isinstance(b, (int, np.integer)) and not isinstance(b, bool):
+            self.require(int(b) >= 1, "prompt_bins", "must be >= 1 (or a list of prompt-length edges).")
+            return
+        try:
+            e = np.asarray(list(b), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise self.invalid("prompt_bins", "must be an int or a list of prompt-length edges.") from None
+        self.require(e.ndim == 1 and not np.any(np.diff(e) <= 0), "prompt_bins",
+                     "must be an int or a strictly increasing list of prompt-length edges.")
+
+
+@dataclass
+class SurvivalConfig(EmpiricalConfig):
+    """The paper's Survival predictor's options (the same as empirical's)."""
+
+
+@register_classifier("empirical", config=EmpiricalConfig)
 class EmpiricalClassifier(TerminationClassifier):
-    """Conditional survival of output lengths from the training split, optionally per prompt bin.
+    """Conditional survival of output lengths from the training split, optionally per prompt bin
+    (options: EmpiricalConfig)."""
 
-    Params: ``prompt_bins`` (int: that many equal-count bins of training prompt lengths; or a list of
-    interior edges in tokens), ``min_support`` (a conditional estimate needs at least this many training
-    requests still running at age d; older ages reuse the oldest supported age, i.e. the residual life is
-    assumed stationary beyond the data, and bins with fewer training requests than this use the pooled
-    table).
-    """
-
-    def __init__(self, context: PolicyContext, prompt_bins: int | Sequence[float] = 1,
-                 min_support: int = 20, **params: Any) -> None:
-        super().__init__(context, **params)
-        if params:
-            raise ConfigError(f"Classifier 'empirical' has no option(s) {', '.join(sorted(params))}; "
-                              "it takes prompt_bins and min_support.")
+    def __init__(self, context: PolicyContext, config: EmpiricalConfig | None = None) -> None:
+        config = config or EmpiricalConfig()
+        super().__init__(context, config)
+        prompt_bins, min_support = config.prompt_bins, config.min_support
         tr = context.training
         if tr is None or len(tr) == 0:
-            raise ConfigError("Classifier 'empirical' is fitted on the training split, but this run has "
+            raise ConfigError(f"Classifier {self.name!r} is fitted on the training split, but this run has "
                               "none: set workload.train_fraction > 0 (e.g. 0.1) so the head of the trace "
                               "is kept as history, or choose policy.classifier=none.")
-        if int(min_support) < 1:
-            raise ConfigError(f"empirical classifier: min_support={min_support} must be >= 1.")
         self.min_support = int(min_support)
         p = np.asarray(tr.prompt_tokens, np.int64)
         o = np.asarray(tr.output_tokens, np.int64)
@@ -119,18 +139,11 @@ class EmpiricalClassifier(TerminationClassifier):
     def _edges(prompt_bins: int | Sequence[float], prompts: np.ndarray) -> np.ndarray:
         if isinstance(prompt_bins, (int, np.integer)):
             k = int(prompt_bins)
-            if k < 1:
-                raise ConfigError(f"empirical classifier: prompt_bins={prompt_bins} must be >= 1 "
-                                  "(or a list of prompt-length edges).")
             if k == 1:
                 return np.empty(0)
             e = np.quantile(prompts, np.arange(1, k) / k)
             return np.unique(e)
-        e = np.asarray(list(prompt_bins), dtype=np.float64)
-        if e.ndim != 1 or np.any(np.diff(e) <= 0):
-            raise ConfigError(f"empirical classifier: prompt_bins={list(prompt_bins)} must be an int or "
-                              "a strictly increasing list of prompt-length edges.")
-        return e
+        return np.asarray(list(prompt_bins), dtype=np.float64)  # checked by EmpiricalConfig
 
     def q(self, prompt: np.ndarray, decoded: np.ndarray, horizon: int) -> np.ndarray:
         """q(h) for requests with these prompts and decoded counts, shape (len, horizon+1)."""
@@ -152,10 +165,14 @@ class EmpiricalClassifier(TerminationClassifier):
 
     def expected_lifetime(self, view: ClusterView, horizon: int) -> np.ndarray:
         """sum_h q(h) in O(1) per request from prefix sums of the table (same value as survival's)."""
+        return self.lifetimes(np.asarray(view.running_prompt), np.asarray(view.running_decoded), horizon)
+
+    def lifetimes(self, prompt: np.ndarray, decoded: np.ndarray, horizon: int) -> np.ndarray:
+        """E[min(o - d, H+1) | o > d] for requests with these prompts and decoded counts d."""
         if not hasattr(self, "_csum"):
             self._csum = np.concatenate((np.zeros((len(self.cnt), 1)), np.cumsum(self.cnt, axis=1)), axis=1)
-        row = np.ascontiguousarray(self.rows(np.asarray(view.running_prompt)), np.int64)
-        return _lifetimes(self.cnt, self._csum, row, np.ascontiguousarray(view.running_decoded, np.int64),
+        row = np.ascontiguousarray(self.rows(prompt), np.int64)
+        return _lifetimes(self.cnt, self._csum, row, np.ascontiguousarray(decoded, np.int64),
                           self.dcap, _horizon(horizon))
 
 
@@ -217,10 +234,8 @@ class OracleClassifier(TerminationClassifier):
     is_oracle = True
     oracle_label = "classifier:oracle"
 
-    def __init__(self, context: PolicyContext, **params: Any) -> None:
-        super().__init__(context)
-        if params:
-            raise ConfigError(f"Classifier 'oracle' takes no options (got {', '.join(sorted(params))}).")
+    def __init__(self, context: PolicyContext, config: ClassifierConfig | None = None) -> None:
+        super().__init__(context, config)
         self.channel = context.request_oracle(self)
 
     def survival(self, view: ClusterView, horizon: int, candidate_ids: np.ndarray) -> Survival:
@@ -235,7 +250,19 @@ class OracleClassifier(TerminationClassifier):
         return np.minimum(run, _horizon(horizon) + 1).astype(np.float64)
 
 
-@register_classifier("flip_oracle")
+@dataclass
+class FlipOracleConfig(ClassifierConfig):
+    """``accuracy``: P(each "finishes within h steps" answer is right), in [0.5, 1] (below 0.5 the
+    answers are worse than a coin: flip them instead)."""
+
+    accuracy: float = 0.9
+
+    def validate(self) -> None:
+        self.require(isinstance(self.accuracy, (int, float)) and 0.5 <= self.accuracy <= 1.0, "accuracy",
+                     "must be in [0.5, 1]: below 0.5 the answers are worse than a coin (flip them instead).")
+
+
+@register_classifier("flip_oracle", config=FlipOracleConfig)
 class FlipOracleClassifier(TerminationClassifier):
     """Ground truth corrupted so that every "finishes within h steps" answer is right w.p. ``accuracy``.
 
@@ -251,15 +278,10 @@ class FlipOracleClassifier(TerminationClassifier):
     is_oracle = True
     oracle_label = "classifier:flip_oracle"
 
-    def __init__(self, context: PolicyContext, accuracy: float = 0.9, **params: Any) -> None:
-        super().__init__(context)
-        if params:
-            raise ConfigError(f"Classifier 'flip_oracle' has no option(s) {', '.join(sorted(params))}; "
-                              "it takes accuracy.")
-        a = float(accuracy)
-        if not 0.5 <= a <= 1.0:
-            raise ConfigError(f"flip_oracle accuracy={accuracy} must be in [0.5, 1]: below 0.5 the "
-                              "answers are worse than a coin (flip them instead).")
+    def __init__(self, context: PolicyContext, config: FlipOracleConfig | None = None) -> None:
+        config = config or FlipOracleConfig()
+        super().__init__(context, config)
+        a = float(config.accuracy)
         self.accuracy = a
         self.oracle_label = f"classifier:flip_oracle(accuracy={a:g})"
         self.channel = context.request_oracle(self)

@@ -35,7 +35,8 @@ from algorithms.opt.highs import HighsSolver
 from algorithms.opt.model import Model, build_model
 from algorithms.opt.problem import PoolProblem, imbalance_objective, problem_from_view
 from algorithms.opt.rounding import better, fill, greedy_placement, round_placement
-from framework.classifier import ClassifierOptions, classifier_from_options
+from framework.classifier import (ClassifierOptions, attach_learning, check_classifier_options,
+                                  classifier_from_options)
 from framework.policy import POOL, Policy, PolicyConfig, PolicyContext, register_policy
 from framework.view import ClusterView, Placements
 
@@ -65,6 +66,7 @@ class OptRouterConfig(PolicyConfig, ClassifierOptions):
         self.require_number("threads", 1, integer=True)
         self.require_number("lp_time_limit_s", 0, ">= 0 (0 = no limit)")
         self.require_number("column_batch", 1, integer=True)
+        check_classifier_options(self)
 
 
 @dataclass
@@ -83,6 +85,7 @@ class OptRouterBase(Policy):
             self.classifier = None  # q = 1 without building arrays of ones
         else:
             self.classifier = classifier_from_options(config, context)
+            attach_learning(self, self.classifier)
         self.solver = HighsSolver(threads=config.threads, batch=config.column_batch,
                                   **self.solver_options())
         self.holds = HoldCounter(config.max_hold_steps)

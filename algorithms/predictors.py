@@ -2,99 +2,135 @@
 
 - ``survival``: the empirical output-length distribution of the training split (``empirical``'s table;
   the two names are the same classifier).
-- ``exact_match``: an empirical distribution per prompt key, falling back to ``survival`` when the
-  prompt was seen fewer than ``match_support`` times in training, or when the request has outlived every
-  matched example. The key is the prompt's token count: the shared traces (Azure, ShareGPT) carry no
-  prompt hash, and a router sees the length; a trace with hashes (Mooncake hash_ids) would key on them
-  once the workload carries them to the view (not wired yet).
+- ``exact_match``: an empirical distribution per prompt key (framework.workloads.keys: Mooncake's
+  hash_ids, a CSV hash column), learnt from the training split's keyed requests and from every request
+  that completes during the run (on_complete: its key and the tokens it produced; never a request still
+  running). A request falls back to ``survival`` when its key is unknown (-1: the trace has no hashes),
+  when the key has fewer than ``match_support`` observations, or when the request has outlived every
+  observation of its key. On the shared traces (no hashes) it is therefore ``survival`` exactly.
 - ``noisy_oracle``: BF-IO's noise model, o_est = o * U[1 - dl, 1 + du] drawn once per request; the
   request is predicted to run max(round(o_est) - d, 1) more steps (flagged as an oracle).
 Each returns q_i(h) = P(request i still runs h steps ahead), q[:, 0] = 1, non-increasing in h.
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from algorithms.classifiers import (EmpiricalClassifier, PerRequestDraws, _conditional_survival, _horizon,
-                                    _truth, candidate_prompts)
-from framework.classifier import Survival, TerminationClassifier, register_classifier
-from framework.errors import ConfigError
+from algorithms._keyed import KeyedOutputs
+from algorithms.classifiers import (EmpiricalClassifier, EmpiricalConfig, PerRequestDraws, SurvivalConfig,
+                                    _horizon, _truth, candidate_column, candidate_prompts)
+from framework.classifier import ClassifierConfig, Survival, TerminationClassifier, register_classifier
 from framework.policy import PolicyContext
 from framework.view import ClusterView
 
 
-@register_classifier("survival")
+@register_classifier("survival", config=SurvivalConfig)
 class SurvivalClassifier(EmpiricalClassifier):
     """The paper's Survival predictor: ``empirical`` under the paper's name."""
 
 
-@register_classifier("exact_match")
+@dataclass
+class ExactMatchConfig(ClassifierConfig):
+    """``match_support``: observations a key needs before its own distribution is used (1: any key seen,
+    the paper's "miss" = an unseen prompt); ``min_support``: the survival fallback's (EmpiricalConfig)."""
+
+    match_support: int = 1
+    min_support: int = 20
+
+    def validate(self) -> None:
+        self.require_number("match_support", 1, integer=True)
+        self.require_number("min_support", 1, integer=True)
+
+
+@register_classifier("exact_match", config=ExactMatchConfig)
 class ExactMatchClassifier(TerminationClassifier):
-    """Per-prompt-key empirical survival, falling back to the pooled table (see the module docstring)."""
+    """Per-prompt-key empirical survival, learnt online, falling back to survival (module docstring)."""
 
-    def __init__(self, context: PolicyContext, match_support: int = 3, min_support: int = 20,
-                 **params: Any) -> None:
-        super().__init__(context)
-        if params:
-            raise ConfigError(f"Classifier 'exact_match' has no option(s) {', '.join(sorted(params))}; "
-                              "it takes match_support and min_support.")
-        if int(match_support) < 1:
-            raise ConfigError(f"exact_match classifier: match_support={match_support} must be >= 1.")
-        self.pooled = EmpiricalClassifier(context, prompt_bins=1, min_support=min_support)
+    def __init__(self, context: PolicyContext, config: ExactMatchConfig | None = None) -> None:
+        config = config or ExactMatchConfig()
+        super().__init__(context, config)
+        self.need = int(config.match_support)
+        self.pooled = EmpiricalClassifier(context, EmpiricalConfig(prompt_bins=1, min_support=config.min_support))
+        self.store = KeyedOutputs()
         tr = context.training
-        p = np.asarray(tr.prompt_tokens, np.int64)
-        o = np.asarray(tr.output_tokens, np.int64)
-        keys, inv, counts = np.unique(p, return_inverse=True, return_counts=True)
-        keep = counts >= int(match_support)
-        self.keys = keys[keep]
-        kmax = self.pooled.kmax
-        rows = np.flatnonzero(keep)
-        cnt = np.zeros((len(rows) + 1, kmax + 1))
-        cnt[0] = self.pooled.cnt[-1]  # row 0: pooled
-        self.max_out = np.zeros(len(rows) + 1, np.int64)
-        for r, k in enumerate(rows, start=1):
-            hist = np.bincount(o[inv == k], minlength=kmax + 1)[:kmax + 1]
-            cnt[r] = hist.sum() - np.cumsum(hist)
-            self.max_out[r] = int(o[inv == k].max())
-        self.cnt = cnt
-        self.dcap = np.concatenate(([self.pooled.dcap[-1]], self.max_out[1:] - 1))
+        if tr is not None and tr.prompt_key is not None:
+            self.store.add(tr.prompt_key, tr.output_tokens)
+        self.key_of = np.full(1024, -1, np.int64)  # key by request id, as seen at the router
+        self.hits = 0
+        self.asked = 0
 
-    def q(self, prompt: np.ndarray, decoded: np.ndarray, horizon: int) -> np.ndarray:
+    def _note(self, view: ClusterView) -> None:
+        """Remember the keys of requests the router has seen (a finished request is reported by id)."""
+        for ids, keys in ((view.waiting_ids, view.waiting_key), (view.running_ids, view.running_key)):
+            if len(ids):
+                top = int(ids.max()) + 1
+                if top > len(self.key_of):
+                    grow = np.full(max(top, 2 * len(self.key_of)) - len(self.key_of), -1, np.int64)
+                    self.key_of = np.concatenate((self.key_of, grow))
+                self.key_of[ids] = keys
+
+    def observe(self, request_ids: np.ndarray, workers: np.ndarray, output_tokens: np.ndarray) -> None:
+        """on_complete: the finished requests' keys and token counts join their keys' tables."""
+        ids = np.asarray(request_ids, np.int64)
+        known = ids < len(self.key_of)
+        self.store.add(self.key_of[ids[known]], np.asarray(output_tokens, np.int64)[known])
+
+    def expected_lifetime(self, view: ClusterView, horizon: int) -> np.ndarray:
+        self._note(view)
         H = _horizon(horizon)
-        prompt = np.asarray(prompt, np.int64)
+        p, d = np.asarray(view.running_prompt), np.asarray(view.running_decoded)
+        c = self.pooled.lifetimes(p, d, H)
+        mine, hit = self.store.lifetimes(self.store.row_of(view.running_key), d, H, self.need)
+        self.hits += int(hit.sum())
+        self.asked += len(hit)
+        return np.where(hit, mine, c)
+
+    def q(self, prompt: np.ndarray, decoded: np.ndarray, keys: np.ndarray, horizon: int) -> np.ndarray:
+        H = _horizon(horizon)
         decoded = np.asarray(decoded, np.int64)
-        pos = np.searchsorted(self.keys, prompt)
-        hit = (pos < len(self.keys)) & (self.keys[np.minimum(pos, len(self.keys) - 1)] == prompt) \
-            if len(self.keys) else np.zeros(len(prompt), bool)
-        row = np.where(hit, pos + 1, 0)
-        row = np.where(decoded < self.max_out[row], row, 0)  # outlived every match: pooled table
-        return _conditional_survival(self.cnt, row.astype(np.int64), decoded, self.dcap, H)
+        base = self.pooled.q(np.asarray(prompt, np.int64), decoded, H)
+        mine, hit = self.store.survival(self.store.row_of(keys), decoded, H, self.need)
+        base[hit] = mine[hit]
+        return base
 
     def survival(self, view: ClusterView, horizon: int, candidate_ids: np.ndarray) -> Survival:
-        run = self.q(view.running_prompt, view.running_decoded, horizon)
+        self._note(view)
+        run = self.q(view.running_prompt, view.running_decoded, view.running_key, horizon)
         cp = candidate_prompts(view, candidate_ids)
-        return Survival(run, self.q(cp, np.zeros(len(cp), np.int64), horizon))
+        ck = candidate_column(view, candidate_ids, view.waiting_key)
+        return Survival(run, self.q(cp, np.zeros(len(cp), np.int64), ck, horizon))
+
+    def hit_rate(self) -> float | None:
+        """Share of running-request predictions answered from the request's own key (None: none asked)."""
+        return self.hits / self.asked if self.asked else None
 
 
-@register_classifier("noisy_oracle")
+@dataclass
+class NoisyOracleConfig(ClassifierConfig):
+    """o_est = o * U[1 - noise_low, 1 + noise_high]: noise_low in [0, 1), noise_high >= 0."""
+
+    noise_low: float = 0.2
+    noise_high: float = 0.2
+
+    def validate(self) -> None:
+        self.require(isinstance(self.noise_low, (int, float)) and 0.0 <= self.noise_low < 1.0, "noise_low",
+                     "must be in [0, 1) (o * U[1 - noise_low, 1 + noise_high]).")
+        self.require_number("noise_high", 0)
+
+
+@register_classifier("noisy_oracle", config=NoisyOracleConfig)
 class NoisyOracleClassifier(TerminationClassifier):
     """o_est = o * U[1 - dl, 1 + du], drawn once per request from a stream keyed by id (flagged)."""
 
     is_oracle = True
     oracle_label = "classifier:noisy_oracle"
 
-    def __init__(self, context: PolicyContext, noise_low: float = 0.2, noise_high: float = 0.2,
-                 **params: Any) -> None:
-        super().__init__(context)
-        if params:
-            raise ConfigError(f"Classifier 'noisy_oracle' has no option(s) {', '.join(sorted(params))}; "
-                              "it takes noise_low and noise_high (o * U[1 - noise_low, 1 + noise_high]).")
-        lo, hi = float(noise_low), float(noise_high)
-        if not (0.0 <= lo < 1.0 and hi >= 0.0 and np.isfinite(hi)):
-            raise ConfigError(f"noisy_oracle noise_low={noise_low} must be in [0, 1) and noise_high="
-                              f"{noise_high} >= 0.")
+    def __init__(self, context: PolicyContext, config: NoisyOracleConfig | None = None) -> None:
+        config = config or NoisyOracleConfig()
+        super().__init__(context, config)
+        lo, hi = float(config.noise_low), float(config.noise_high)
         self.lo, self.hi = lo, hi
         self.oracle_label = f"classifier:noisy_oracle(U[{1 - lo:g}, {1 + hi:g}])"
         self.channel = context.request_oracle(self)

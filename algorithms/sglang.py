@@ -13,6 +13,11 @@ Source: python/sglang/srt/managers/data_parallel_controller.py.
     queue. In our model: requests = decoding + prefilling + queued, tokens = s_g + committed tokens.
 The older names shortest_queue / minimum_tokens were the same two rules.
 
+The reads and the speculative increments are the framework's stale view (policy.stale_s,
+framework.view.StaleView with schedule "read": refreshed once stale_s has passed since the last read;
+between reads it adds each placement's request and prompt tokens to the counts, which is
+DPBudget's increment for total_tokens, and for total_requests the +1 it decides on).
+
 Approximations: a read returns the state at the decision instant; SGLang's scheduler writes its
 snapshot once per scheduler iteration (update_budget skips an unchanged timestamp), so the real numbers
 can be up to one step older. With stale_s = 0.02 and steps of ~30 ms every decision reads afresh.
@@ -31,34 +36,31 @@ from framework.view import ClusterView, Placements
 @dataclass
 class SglangConfig(PolicyConfig):
     stale_s: float = field(default=0.02, metadata={
-        "help": "minimum time between two reads of the schedulers' load (s); 0 = read at every decision"})
-
-    def validate(self) -> None:
-        self.require_number("stale_s", 0, ">= 0 seconds")
+        "help": "minimum time between two reads of the schedulers' load (s), the framework's stale view "
+                "read this long after the last read; 0 = read at every decision"})
 
 
 class _SglangBudget(Policy):
-    """DPBudget: counts read at most every stale_s, plus a local increment per dispatched request."""
+    """DPBudget: counts read at most every stale_s, plus a local increment per dispatched request.
+
+    The view's counts are the last read plus every placement since (framework.view.StaleView), so
+    decide starts from them and adds this decision's own placements as it goes.
+    """
 
     family = DISPATCH
     by_tokens = False
+    stale_schedule = "read"
 
     def __init__(self, config: SglangConfig, context: PolicyContext) -> None:
         super().__init__(config, context)
         self.total_requests = np.zeros(self.G, np.int64)
         self.total_tokens = np.zeros(self.G, np.int64)
-        self._last_read = -np.inf
         self.refreshes = 0
 
-    def _refresh(self, view: ClusterView) -> None:
-        if view.now_s - self._last_read >= self.config.stale_s:
-            self._last_read = view.now_s
-            self.total_requests = worker_requests(view).astype(np.int64)
-            self.total_tokens = worker_tokens(view).astype(np.int64)
-            self.refreshes += 1
-
     def decide(self, view: ClusterView) -> Placements:
-        self._refresh(view)
+        self.refreshes += view.refreshed
+        self.total_requests = worker_requests(view).astype(np.int64)
+        self.total_tokens = worker_tokens(view).astype(np.int64)
         ids = view.new_ids
         req, tok = self.total_requests, self.total_tokens
         est = view.waiting_prompt.tolist() if self.by_tokens else [0] * len(ids)

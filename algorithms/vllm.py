@@ -8,8 +8,9 @@ counts every stats_update_interval_ms = 100 while they change).
 
 What we model, per front-end (API server) f of K = n_frontends:
   * a stale copy of the per-worker counts, refreshed at the first decision at or after each publish
-    instant (multiples of stale_s, framework.view.PeriodicSnapshot); every front-end receives the same
-    publish. waiting = queued + prefilling, running = decoding, kv_usage = (s_g + reserved) / C_g.
+    instant (multiples of stale_s): the framework's stale view (policy.stale_s, framework.view.StaleView,
+    schedule "publish"); every front-end receives the same publish. waiting = queued + prefilling,
+    running = decoding, kv_usage = (s_g + reserved) / C_g, read when the view says it refreshed.
   * after each choice, the optimistic ``waiting[chosen] += client_count`` (client_count = K).
   * request j is handled by front-end j mod K (arrivals spread evenly over the API servers).
 Approximations forced by the simulator are listed in the class docstrings.
@@ -22,23 +23,28 @@ import numpy as np
 
 from algorithms.baselines import first_min_from, scan_orders, worker_waiting
 from framework.policy import DISPATCH, Policy, PolicyConfig, PolicyContext, register_policy
-from framework.view import ClusterView, PeriodicSnapshot, Placements
+from framework.view import ClusterView, Placements
 
 
 @dataclass
 class VllmConfig(PolicyConfig):
     stale_s: float = field(default=0.1, metadata={
-        "help": "publish interval of the DP coordinator's counts (s); 0 = fresh at every decision"})
+        "help": "publish interval of the DP coordinator's counts (s), the framework's stale view on a "
+                "grid of this; 0 = fresh at every decision"})
     n_frontends: int = field(default=1, metadata={
         "help": "API-server processes (vLLM client_count); request j goes to front-end j mod this"})
 
     def validate(self) -> None:
-        self.require_number("stale_s", 0, ">= 0 seconds")
         self.require_number("n_frontends", 1, integer=True)
 
 
 class _VllmBase(Policy):
-    """Shared front-end state: stale snapshot, per-front-end local counts, scan orders."""
+    """Shared front-end state: the counts of the last publish, per-front-end local counts, scan orders.
+
+    The publish itself is the framework's stale view: at a decision where it refreshed, every
+    front-end's copy is overwritten; in between, the view's own-placement counts are not read (each
+    front-end adds client_count to its own copy instead, as vLLM does).
+    """
 
     family = DISPATCH
 
@@ -46,7 +52,6 @@ class _VllmBase(Policy):
         super().__init__(config, context)
         self.K = K = int(config.n_frontends)
         G = self.G
-        self.snapshot = PeriodicSnapshot(config.stale_s)
         self.orders = scan_orders(G)
         # eng_start_index = (len(core_engines) * client_index) // client_count
         self.start = np.array([(G * f) // K for f in range(K)], np.int64)
@@ -56,12 +61,10 @@ class _VllmBase(Policy):
         self.refreshes = 0
 
     def _refresh(self, view: ClusterView) -> None:
-        if self.snapshot.update(view, waiting=worker_waiting, running=lambda v: v.running,
-                                kv_usage=lambda v: v.kv_usage):
-            vals = self.snapshot.values
-            self.waiting[:] = vals["waiting"]  # the publish overwrites every front-end's increments
-            self.running = vals["running"]
-            self.kv_usage = vals["kv_usage"]
+        if view.refreshed:
+            self.waiting[:] = worker_waiting(view)  # the publish overwrites every front-end's increments
+            self.running = np.array(view.running, np.float64)
+            self.kv_usage = np.array(view.kv_usage)
             self.refreshes += 1
 
     def describe(self) -> dict:
@@ -134,6 +137,7 @@ class Vllm(_VllmBase):
             workers[j] = g
         return Placements.of(ids, workers)
 
-    def on_complete(self, request_ids: np.ndarray, workers: np.ndarray) -> None:
+    def on_complete(self, request_ids: np.ndarray, workers: np.ndarray,
+                    output_tokens: np.ndarray | None = None) -> None:
         """A front-end's in-flight count drops when it sees the request's final output."""
         np.subtract.at(self.inflight, (request_ids % self.K, workers), 1)

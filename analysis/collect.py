@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from framework.errors import TraceFormatError, UserError
+from analysis.sweep import find_runs
+from framework.errors import TraceFormatError, UserError, report
 from framework.results import write_parquet_atomic
 from hydra_plugins.balanceroute_sweeper.state import read_overrides, read_state, run_identity
 
@@ -42,9 +43,7 @@ def collect(sweep_dir: str | Path, only_grid: bool = False) -> pd.DataFrame:
     """One row per complete run under sweep_dir; with only_grid, only the runs of the sweep's last grid
     (as the resume sweeper recorded it), so stale runs of an earlier grid in the same folder drop out."""
     root = Path(sweep_dir)
-    if not root.is_dir():
-        raise TraceFormatError(f"sweep folder {str(root)!r} does not exist or is not a folder.")
-    rows = [_row(f, root) for f in sorted(root.rglob("summary.json"))]
+    rows = [_row(d / "summary.json", root) for d in find_runs(root)]
     df = pd.DataFrame(rows)
     if only_grid and len(df):
         state = read_state(root)
@@ -84,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             raise TraceFormatError(f"no complete run (a folder with summary.json) under {a.sweep_dir!r}.")
         pq, csv = write_collected(a.sweep_dir, df)
     except UserError as e:
-        print(f"collect: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return report("collect", e)
     bad = incomplete_runs(a.sweep_dir)
     note = f"; {len(bad)} incomplete run folder(s) left out (no summary.json)" if bad else ""
     print(f"collect: {len(df)} runs -> {pq}, {csv}{note}", file=sys.stderr)

@@ -1,79 +1,75 @@
-"""The policy comparison table: routers on the Azure 2023 traces and a bursty synthetic workload.
+"""The policy comparison table: routers on the Azure 2023 traces, a KV-bound and a bursty setting.
 
     python -m analysis.compare [--quick] [--jobs N] [--out DIR] [--policies a,b,...] [--settings ...]
 
-Settings: azure_conv_2023 and azure_code_2023 at rate_scale 8 on 16 workers under the `fixed` and the
-`h200_dsv3` cluster presets, plus a capacity-bound setting on azure_conv_2023 (rate raised until
-requests queue for slots/KV), and a synthetic setting with bursts of simultaneous arrivals. Seeds: seed s
-simulates the s-th disjoint third of the trace (trace seconds [s*W, (s+1)*W), W = 1140 s), so the
-spread is over independent windows, and the seed also drives every random choice (random, p2c, noisy
+This is ``balanceroute --multirun experiment=compare`` (conf/experiment/compare.yaml) restricted to the
+settings, policies and seeds asked for, then ``analysis.collect`` and a group-by: mean and sample std
+of each metric per (ov.setting, ov.variant) over the seeds. Settings are conf/setting/*.yaml:
+azure_conv_2023 and azure_code_2023 at rate_scale 8 on 16 workers under the `fixed` and `h200_dsv3`
+presets, a capacity-bound setting on azure_conv_2023 (rate and KV pool such that requests queue for
+slots/KV), and a synthetic setting with bursts of simultaneous arrivals. In a trace setting seed s
+simulates the s-th disjoint window of the trace (trace seconds [s*W, (s+1)*W), W = 1140 s), so the
+spread is over independent windows; the seed also drives every random choice (random, p2c, noisy
 oracle).
 
-Policies: the default list is the README's table (every dispatch router, br0, brh with each classifier);
-``--policies`` takes any registered policy as ``NAME`` or ``NAME[key=value,...]`` (``NAME[v]`` is short
-for ``NAME[classifier=v]``), e.g. ``lp,bfio,brh[horizon=4]``; ``all`` adds every registered policy to the
-default list. lp and bfio are left out of the default because they solve an LP / MILP every step.
+Policies: the default list is the README's table (every dispatch router, br0, brh with each
+classifier), each a labelled preset of conf/variant/ swept as ``variant``; ``--policies`` takes any
+registered policy as ``NAME`` or ``NAME[key=value,...]`` (``NAME[v]`` is short for
+``NAME[classifier=v]``), e.g. ``lp,bfio,brh[horizon=4]``, each such label its own sweep (its options
+are overrides, not a variant); ``all`` adds every registered policy to the default list. lp and bfio
+are left out of the default because they solve an LP / MILP every step.
 
-Every run is an ordinary run folder (the same code path as the CLI), so `analysis.regret` and
-`analysis.sweep` read them too. A finished run is reused only when the config hash in its summary.json
-is the one asked for; --quick runs (each window's first 300 requests, 2 seeds: the form CI runs) get
-their own folders and, by default, their own output folder. Decision times are CPU time on a shared
-machine: with --jobs > 1 the runs compete for the CPUs and decision_ms_* come out inflated (several times
-the one-process figures), so measure those with --jobs 1.
+The runs are the sweep's (OUT/runs, OUT/runs-LABEL for a label that is not a variant): the resume
+sweeper reuses a stored run only when the config hash in its summary.json is the config the job
+composes now, so a run made from another config (a quick run, an edited preset) reruns. --quick runs
+(each window's first 300 requests, 2 seeds: the form CI runs) default to their own output folder.
+Decision times are CPU time on a shared machine: with --jobs > 1 the runs compete for the CPUs and
+decision_ms_* come out inflated (several times the one-process figures), so measure those with --jobs 1.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import sys
-import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import pandas as pd
 
-from analysis.sweep import fmt_mean_std, mean_spread, to_markdown
+from analysis.sweep import fmt_mean_std, mean_spread, run_sweep, to_markdown
 from framework.cpus import default_jobs, usable_cpus
 from framework.errors import ConfigError, UserError, did_you_mean, report
+from framework.results import write_atomic
+from hydra_plugins.balanceroute_sweeper.state import read_state
 
-WINDOW_S = 1140.0
-SETTINGS: dict[str, list[str]] = {
-    "conv/fixed": ["workload=azure_conv_2023", "cluster=fixed", "workload.rate_scale=8"],
-    "conv/h200_dsv3": ["workload=azure_conv_2023", "cluster=h200_dsv3", "workload.rate_scale=8"],
-    "code/fixed": ["workload=azure_code_2023", "cluster=fixed", "workload.rate_scale=8"],
-    "code/h200_dsv3": ["workload=azure_code_2023", "cluster=h200_dsv3", "workload.rate_scale=8"],
-    # capacity binds: 4x the arrival rate of the other settings and a 120k-token KV pool per worker
-    # (a smaller-memory deployment), so requests queue for KV and slots
-    "conv/h200_dsv3/kv-bound": ["workload=azure_conv_2023", "cluster=h200_dsv3", "workload.rate_scale=32",
-                                "cluster.kv_capacity_tokens=120000"],
-    # bursts of simultaneous arrivals: conversation-like lengths, Gamma gaps with CV 10 at the mean rate
-    # of the conversation trace at rate_scale 8 (44 req/s); the seed draws a new workload
-    "burst/fixed": ["workload=default", "cluster=fixed", "workload.arrival=gamma", "workload.burst_cv=10",
-                    "workload.rate_rps=44", "workload.num_requests=6000"],
+EXPERIMENT = "compare"
+SETTINGS: dict[str, str] = {  # table label -> conf/setting/NAME.yaml
+    "conv/fixed": "conv_fixed",
+    "conv/h200_dsv3": "conv_h200_dsv3",
+    "code/fixed": "code_fixed",
+    "code/h200_dsv3": "code_h200_dsv3",
+    "conv/h200_dsv3/kv-bound": "conv_h200_dsv3_kvbound",
+    "burst/fixed": "burst_fixed",
 }
-UNWINDOWED = {"burst/fixed"}
-POLICIES: dict[str, list[str]] = {
-    "round_robin": ["policy=round_robin"],
-    "random": ["policy=random"],
-    "jsq": ["policy=jsq"],
-    "least_kv": ["policy=least_kv"],
-    "p2c": ["policy=p2c"],
-    "vllm_legacy": ["policy=vllm_legacy"],
-    "vllm": ["policy=vllm"],
-    "sglang_total_requests": ["policy=sglang_total_requests"],
-    "sglang_total_tokens": ["policy=sglang_total_tokens"],
-    "br0": ["policy=br0"],
-    "brh[none]": ["policy=brh", "policy.classifier=none"],
-    "brh[empirical]": ["policy=brh", "policy.classifier=empirical"],
-    "brh[noisy_oracle]": ["policy=brh", "policy.classifier=noisy_oracle"],
-    "brh[oracle]": ["policy=brh", "policy.classifier=oracle"],
+POLICIES: dict[str, str] = {  # table label -> conf/variant/NAME.yaml
+    "round_robin": "round_robin",
+    "random": "random",
+    "jsq": "jsq",
+    "least_kv": "least_kv",
+    "p2c": "p2c",
+    "vllm_legacy": "vllm_legacy",
+    "vllm": "vllm",
+    "sglang_total_requests": "sglang_total_requests",
+    "sglang_total_tokens": "sglang_total_tokens",
+    "br0": "br0",
+    "brh[none]": "brh_none",
+    "brh[empirical]": "brh_empirical",
+    "brh[noisy_oracle]": "brh_noisy_oracle",
+    "brh[oracle]": "brh_oracle",
 }
 METRICS = ["avg_dp_imbalance", "idle_fraction", "throughput_tokens_per_s", "ttft_p50_s", "ttft_p99_s",
            "tpot_p99_s", "decision_ms_p99"]
 DIGITS = {"avg_dp_imbalance": 4, "idle_fraction": 4, "throughput_tokens_per_s": 0, "ttft_p50_s": 3, "ttft_p99_s": 3,
           "tpot_p99_s": 4, "decision_ms_p99": 3}
-
-
 QUICK_REQUESTS = 300
 
 
@@ -81,12 +77,13 @@ def label_overrides(label: str) -> list[str]:
     """Overrides of a policy label: ``NAME``, ``NAME[key=value,...]`` or ``NAME[v]`` (classifier=v).
 
     Any registered policy works, a user's as well as the built-in ones; the name and the keys are
-    checked against the registry so a typo fails here, before any run starts.
+    checked against the registry so a typo fails here, before any run starts. A default label is its
+    variant.
     """
     from framework.policy import available_policies, get_policy_class
 
     if label in POLICIES:
-        return list(POLICIES[label])
+        return [f"variant={POLICIES[label]}"]
     name, _, rest = label.partition("[")
     if rest and not rest.endswith("]"):
         raise ConfigError(f"policy label {label!r} must look like NAME or NAME[key=value,...].")
@@ -113,9 +110,8 @@ def policy_labels(spec: str) -> list[str]:
     labels: list[str] = []
     for item in _split_labels(spec):
         if item == "all":
-            extra = [p for p in available_policies() if not p.startswith("_")
-                     and not any(v[0] == f"policy={p}" for v in POLICIES.values())]
-            labels += [*POLICIES, *extra]
+            covered = {label.split("[")[0] for label in POLICIES}
+            labels += [*POLICIES, *(p for p in available_policies() if not p.startswith("_") and p not in covered)]
         else:
             label_overrides(item)  # fail early on a bad label
             labels.append(item)
@@ -135,61 +131,53 @@ def _split_labels(spec: str) -> list[str]:
     return [x for x in [*out, cur] if x]
 
 
-def _compose(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
+def sweeps(out: Path, quick: bool, seeds: int, labels: list[str], settings: list[str]) -> list[tuple[Path, list[str], str | None]]:
+    """The sweeps of experiment=compare that make the table: (sweep dir, overrides, label or None).
 
-    from framework.cli import CONF_DIR
-
-    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-        return compose("config", overrides=overrides)
-
-
-def _run_one(overrides: list[str], run_dir: str) -> dict:
-    from framework.cli import run_from_config
-
-    return run_from_config(_compose(overrides), Path(run_dir))
-
-
-def grid(quick: bool, seeds: int, policies: list[str], settings: list[str]) -> list[tuple[str, str, int, list[str]]]:
-    tasks = []
-    for setting in settings:
-        for label in policies:
-            for seed in range(seeds):
-                ov = [*SETTINGS[setting], *label_overrides(label), f"seed={seed}", "progress=false"]
-                if setting not in UNWINDOWED:
-                    ov += [f"workload.start_s={seed * WINDOW_S}", f"workload.duration_s={WINDOW_S}"]
-                if quick:
-                    ov.append(f"workload.max_requests={QUICK_REQUESTS}")
-                tasks.append((setting, label, seed, ov))
-    return tasks
+    One sweep over the variant axis for every default label, one per other label (its options are
+    fixed overrides); each sweeps the settings and seeds asked for.
+    """
+    common = [f"setting={','.join(SETTINGS[s] for s in settings)}", f"seed={','.join(map(str, range(seeds)))}"]
+    if quick:
+        common.append(f"workload.max_requests={QUICK_REQUESTS}")
+    out_list = []
+    variants = [POLICIES[label] for label in labels if label in POLICIES]
+    if variants:
+        out_list.append((out / "runs", [*common, f"variant={','.join(variants)}"], None))
+    for label in labels:
+        if label not in POLICIES:
+            out_list.append((out / f"runs-{_safe(label)}", [*common, "~hydra.sweeper.params.variant", *label_overrides(label)], label))
+    return out_list
 
 
-def run_dir_of(out: Path, setting: str, label: str, seed: int, quick: bool) -> Path:
-    """Quick and full runs of one point get different folders (and the config hash tells them apart)."""
-    leaf = f"seed{seed}" + (f"__max{QUICK_REQUESTS}" if quick else "")
-    return out / "runs" / setting.replace("/", "__") / label / leaf
+def _safe(label: str) -> str:
+    """A folder name Hydra's override grammar takes unquoted: ``jsq[tie_break=first]`` -> ``jsq_tie_break_first``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_")
 
 
-def reusable(run_dir: Path, overrides: list[str]) -> dict | None:
-    """The stored summary if that run finished with exactly the config asked for, else None."""
-    from framework.config import config_hash
+def label_rows(df: pd.DataFrame, label: str | None) -> pd.DataFrame:
+    """collect's rows with the table's ``setting`` and ``policy`` labels (from ov.setting, ov.variant)."""
+    setting_of = {v: k for k, v in SETTINGS.items()}
+    policy_of = {v: k for k, v in POLICIES.items()}
+    df = df.copy()
+    df["setting"] = df["ov.setting"].map(setting_of)
+    df["label"] = label if label is not None else df["ov.variant"].map(policy_of)
+    return df
 
-    f = run_dir / "summary.json"
-    if not f.exists():
-        return None
-    s = json.loads(f.read_text())
-    return s if s.get("config_hash") == config_hash(_compose(overrides)) else None
 
-
-def table(df: pd.DataFrame) -> pd.DataFrame:
-    agg = mean_spread(df, ["setting", "label"], METRICS)
-    rows = []
+def table(rows: pd.DataFrame, labels: list[str], settings: list[str]) -> pd.DataFrame:
+    """Mean ± sample std of METRICS per (setting, policy) over the seeds, in the order asked for."""
+    agg = mean_spread(rows, ["setting", "label"], METRICS)
+    order = {k: i for i, k in enumerate(labels)}
+    sorder = {k: i for i, k in enumerate(settings)}
+    agg = agg.sort_values(["setting", "label"], key=lambda c: c.map(sorder if c.name == "setting" else order))
+    out = []
     for _, r in agg.iterrows():
         row = {"setting": r["setting"], "policy": r["label"], "runs": int(r["runs"])}
         for m in METRICS:
             row[m] = fmt_mean_std(r[f"{m}_mean"], r[f"{m}_std"], DIGITS[m])
-        rows.append(row)
-    return pd.DataFrame(rows)
+        out.append(row)
+    return pd.DataFrame(out)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -211,66 +199,40 @@ def _main(argv: list[str] | None) -> None:
     ap.add_argument("--settings", default=",".join(SETTINGS))
     a = ap.parse_args(argv)
     seeds = a.seeds or (2 if a.quick else 3)
-    policies = policy_labels(a.policies)
+    if seeds < 1 or a.jobs < 1:
+        raise ConfigError(f"--seeds {seeds} and --jobs {a.jobs} must be >= 1.")
+    labels = policy_labels(a.policies)
     settings = [s for s in a.settings.split(",") if s]
     for s in settings:
         if s not in SETTINGS:
             raise ConfigError(f"unknown setting {s!r}." + did_you_mean(s, SETTINGS))
     out = Path(a.out or ("results/compare-quick" if a.quick else "results/compare"))
-    tasks = grid(a.quick, seeds, policies, settings)
-    rows, todo, stale = [], [], 0
-    for setting, label, seed, ov in tasks:
-        run_dir = run_dir_of(out, setting, label, seed, a.quick)
-        s = reusable(run_dir, ov)
-        if s is not None:
-            rows.append({**s, "setting": setting, "label": label})
-        else:
-            stale += (run_dir / "summary.json").exists()
-            todo.append((setting, label, seed, ov, run_dir))
-    t0 = time.perf_counter()
-    print(f"compare: {len(tasks)} runs ({len(tasks) - len(todo)} reused, {stale} stale rerun), "
-          f"{a.jobs} process(es) on {usable_cpus()} CPU(s)", file=sys.stderr)
-    if a.jobs > 1 and todo:
-        print(f"compare: note: {a.jobs} runs at a time share the CPUs, so decision_ms_* come out inflated; "
-              "use --jobs 1 to measure decision times", file=sys.stderr)
-    with ProcessPoolExecutor(max_workers=a.jobs) as ex:
-        futs = {ex.submit(_run_one, ov, str(rd)): (setting, label, seed) for setting, label, seed, ov, rd in todo}
-        failed = []
-        for i, fut in enumerate(as_completed(futs), 1):
-            setting, label, seed = futs[fut]
-            try:
-                s = fut.result()
-            except UserError as e:
-                failed.append(f"{setting} {label} seed{seed}: {e}")
-                print(f"[{i}/{len(todo)}] FAILED {failed[-1]}", file=sys.stderr)
-                continue
-            rows.append({**s, "setting": setting, "label": label, "compare_jobs": a.jobs})
-            print(f"[{i}/{len(todo)}] {time.perf_counter() - t0:7.1f}s {setting} {label} seed{seed}: "
-                  f"imbalance {s['avg_dp_imbalance']:.4f}", file=sys.stderr)
-    if failed:
-        raise UserError("%d run(s) failed:\n  " % len(failed) + "\n  ".join(failed))
-    df = pd.DataFrame(rows)
-    order = {k: i for i, k in enumerate(policies)}
-    sorder = {k: i for i, k in enumerate(settings)}
-    df = df.sort_values(["setting", "label"], key=lambda c: c.map(sorder if c.name == "setting" else order))
-    tab = table(df)
+    print(f"compare: {len(settings)} setting(s) x {len(labels)} policies x {seeds} seeds, --jobs {a.jobs} on "
+          f"{usable_cpus()} CPU(s)", file=sys.stderr)
+    if a.jobs > 1:
+        print(f"compare: note: {a.jobs} runs at a time share the CPUs, so decision_ms_* of the runs made now "
+              "come out inflated; use --jobs 1 to measure decision times", file=sys.stderr)
+    parts, total, reused, stale = [], 0, 0, 0
+    for sweep_dir, overrides, label in sweeps(out, a.quick, seeds, labels, settings):
+        df = run_sweep(EXPERIMENT, sweep_dir, overrides, jobs=a.jobs, who="compare")
+        st = read_state(sweep_dir) or {}
+        total += int(st.get("total", len(df)))
+        reused += int(st.get("done_at_start", 0))
+        stale += int(st.get("stale_at_start", 0))
+        parts.append(label_rows(df, label))
+    rows = pd.concat(parts, ignore_index=True)
+    tab = table(rows, labels, settings)
     out.mkdir(parents=True, exist_ok=True)
-    from framework.results import write_atomic
-
-    flat = df.drop(columns=["oracle_components"], errors="ignore")
-    write_atomic(out / "runs.csv", lambda tmp: flat.to_csv(tmp, index=False))
+    write_atomic(out / "runs.csv", lambda tmp: rows.to_csv(tmp, index=False))
     write_atomic(out / "table.csv", lambda tmp: tab.to_csv(tmp, index=False))
-    md = to_markdown(tab) + "\n\n" + _decision_note(df)
+    made = total - reused
+    md = to_markdown(tab) + "\n\n" + (
+        "decision_ms_* are CPU times on the machine that made each run; runs made with --jobs > 1 shared "
+        f"the CPUs and report inflated decision times (this call made {made} run(s) with --jobs {a.jobs}).")
     write_atomic(out / "table.md", lambda tmp: Path(tmp).write_text(md + "\n"))
     print(md)
-    print(f"\ncompare: wrote {out}/table.md, table.csv, runs.csv", file=sys.stderr)
-
-
-def _decision_note(df: pd.DataFrame) -> str:
-    jobs = sorted({int(j) for j in df.get("compare_jobs", pd.Series(dtype=float)).dropna()})
-    made = f"runs made now used --jobs {', '.join(map(str, jobs))}" if jobs else "every run was reused"
-    return ("decision_ms_* are CPU times on the machine that made each run; runs made with --jobs > 1 "
-            f"shared the CPUs and report inflated decision times ({made}).")
+    print(f"compare: {total} runs ({reused} reused, {stale} stale rerun); wrote {out}/table.md, table.csv, "
+          "runs.csv", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,13 @@ outputs > 1000 (as the paper did) when its file is present locally (never downlo
 the shared ShareGPT lengths filtered to outputs >= 500 (the paper's long-output regime as near as the
 shared traces come); Poisson arrivals at a rate above the node's service rate, so the pool backlogs.
 Columns: imbalance (G*max - sum, and max - min, per-step means in KV tokens), TPOT p95 (ms), throughput
-(tok/s), each policy's ratio of JSQ's imbalance, and the paper's figures with theirs.
+(tok/s), mean step (ms) and decoding requests per step, each policy's ratio of JSQ's imbalance, and the
+paper's figures with theirs.
+
+The exact_match arm keys on prompt hashes (algorithms/predictors.py). The shared traces have none, so on
+them it falls back to survival on every request and its row equals brh[survival] (the markdown says so);
+``--repeat-share S`` runs the table on a SYNTHETIC stand-in where a share S of the requests repeat one
+of a few template prompts (framework/workloads/repeats.py), to show what ExactMatch can gain there.
 
     python -m analysis.paper_table            # full form (3000 requests); --quick: 600
     from analysis.paper_table import paper_table; df, md, meta = paper_table(quick=True)
@@ -53,25 +59,30 @@ def ascend_cluster() -> ClusterConfig:
     return OmegaConf.to_object(cfg)
 
 
-def workload_config(quick: bool, rate_rps: float | None = None):
-    """The workload the table uses and a sentence saying which it is."""
-    from framework.config import WorkloadConfig
+def workload_config(quick: bool, rate_rps: float | None = None, repeat_share: float = 0.0):
+    """The workload the table uses and a sentence saying which it is (``repeat_share`` > 0: the
+    SYNTHETIC repeated-prompt stand-in on the ShareGPT lengths)."""
+    from framework.workloads import workload_config as make_workload
     from framework.workloads import presets
 
     n = 600 if quick else 3000
     have_2024 = any((d / presets.PRESETS["azure_conv_2024"].filename).is_file() for d in presets.data_dirs()) \
         or (presets.cache_dir() / presets.PRESETS["azure_conv_2024"].filename).is_file()
-    if have_2024:
-        cfg = WorkloadConfig(name="azure_conv_2024_gt1000", kind="trace", preset="azure_conv_2024",
-                             min_output_tokens=1001, max_requests=n, train_fraction=0.1,
-                             rate_scale=1.0 if rate_rps is None else rate_rps)
+    if have_2024 and not repeat_share:
+        cfg = make_workload(name="azure_conv_2024_gt1000", kind="trace", preset="azure_conv_2024",
+                           min_output_tokens=1001, max_requests=n, train_fraction=0.1,
+                           rate_scale=1.0 if rate_rps is None else rate_rps)
         return cfg, f"Azure 2024 conversation, outputs > 1000, first {n} requests at trace times"
     rate = 1.8 if rate_rps is None else rate_rps
-    cfg = WorkloadConfig(name="sharegpt_ge500", kind="lengths", preset="sharegpt", min_output_tokens=500,
-                         arrival="poisson", rate_rps=rate, num_requests=int(n / 0.9) + 1, train_fraction=0.1,
-                         max_requests=n)
-    return cfg, (f"ShareGPT lengths (shared traces; Azure 2024 absent), outputs >= 500, {n} requests, "
-                 f"Poisson {rate} req/s")
+    cfg = make_workload(name="sharegpt_ge500", kind="lengths", preset="sharegpt", min_output_tokens=500,
+                        arrival="poisson", rate_rps=rate, num_requests=int(n / 0.9) + 1, train_fraction=0.1,
+                        max_requests=n, repeat_share=repeat_share)
+    about = (f"ShareGPT lengths (shared traces; Azure 2024 absent), outputs >= 500, {n} requests, "
+             f"Poisson {rate} req/s")
+    if repeat_share:
+        about += (f"; SYNTHETIC repeated prompts: {repeat_share:g} of requests repeat one of "
+                  f"{cfg.repeat_templates} templates with the template's output (framework/workloads/repeats.py)")
+    return cfg, about
 
 
 def tpot_p95_ms(res, workload) -> float:
@@ -96,20 +107,28 @@ def markdown(df: pd.DataFrame) -> str:
 
 
 def paper_table(quick: bool = True, seed: int = 0, policies: list[tuple[str, dict]] | None = None,
-                rate_rps: float | None = None) -> tuple[pd.DataFrame, str, dict]:
-    """Run every policy once; return the table, its markdown and what was run."""
+                rate_rps: float | None = None, cluster: ClusterConfig | None = None,
+                workload=None) -> tuple[pd.DataFrame, str, dict]:
+    """Run every policy once; return the table, its markdown and what was run.
+
+    ``cluster`` replaces the Ascend preset, ``workload`` = (WorkloadConfig, sentence) the default workload
+    (analysis.paper_gap varies both).
+    """
     from framework.runner import prepare_workload, run_policy
 
-    wcfg, about = workload_config(quick, rate_rps)
+    wcfg, about = workload if workload is not None else workload_config(quick, rate_rps)
     train, sim = prepare_workload(wcfg, seed)
-    cluster = ascend_cluster()
+    cluster = cluster or ascend_cluster()
     rows = []
     for label, pol in policies or POLICIES:
         out = run_policy(dict(pol), sim, cluster, seed, training=train)
         s = out.summary
         rows.append({"policy": label, "imbalance": s["imbalance_tokens_mean"],
                      "max_min": s["max_min_tokens_mean"], "tpot_p95_ms": tpot_p95_ms(out.result, sim),
-                     "tok_s": s["throughput_tokens_per_s"], "oracle_used": s["oracle_used"]})
+                     "tok_s": s["throughput_tokens_per_s"], "oracle_used": s["oracle_used"],
+                     "step_ms": 1e3 * s["makespan_s"] / max(s["steps"], 1),
+                     "concurrency": float(np.mean(out.result.step_running.sum(axis=1)))
+                     if out.result.table is not None and out.result.table.mode == "full" else np.nan})
     df = pd.DataFrame(rows).set_index("policy")
     if "jsq" in df.index:
         df["jsq_over_this"] = df.loc["jsq", "imbalance"] / df["imbalance"]
@@ -117,8 +136,13 @@ def paper_table(quick: bool = True, seed: int = 0, policies: list[tuple[str, dic
         df[f"{tag}_imbalance"] = [ref.get(p, (np.nan,) * 3)[0] for p in df.index]
         df[f"{tag}_tok_s"] = [ref.get(p, (np.nan,) * 3)[2] for p in df.index]
         df[f"{tag}_jsq_over_this"] = ref["jsq"][0] / df[f"{tag}_imbalance"]
-    meta = {"workload": about, "cluster": cluster.name, "requests": len(sim), "seed": seed}
-    md = f"Workload: {about}; cluster {cluster.name}; seed {seed}.\n\n" + markdown(df)
+    keyed = sim.prompt_key is not None
+    meta = {"workload": about, "cluster": cluster.name, "requests": len(sim), "seed": seed,
+            "prompt_keys": bool(keyed)}
+    note = ("" if keyed or "brh[exact_match]" not in df.index else
+            " The workload has no prompt hashes, so brh[exact_match] falls back to survival on every request "
+            "(its row equals brh[survival]).")
+    md = f"Workload: {about}; cluster {cluster.name}; seed {seed}.{note}\n\n" + markdown(df)
     return df, md, meta
 
 
@@ -127,8 +151,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rate", type=float, default=None, help="req/s (lengths) or rate_scale (trace)")
+    ap.add_argument("--repeat-share", type=float, default=0.0,
+                    help="SYNTHETIC stand-in: this share of requests repeats a template prompt (exact_match)")
     a = ap.parse_args(argv)
-    print(paper_table(a.quick, a.seed, rate_rps=a.rate)[1])
+    wl = workload_config(a.quick, a.rate, a.repeat_share) if a.repeat_share else None
+    print(paper_table(a.quick, a.seed, rate_rps=a.rate, workload=wl)[1])
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ predictor gives q(h) = P(still runs h steps ahead), h = 0..H. With r = o - d the
 The paper reports, on Azure 2024 conv, Survival 0.993 / 5.4 and ExactMatch 0.995 / 5.4.
 
     python -m analysis.predictor_quality --dataset conv --horizon 80
+    python -m analysis.predictor_quality --path trace.jsonl      # a Mooncake file (hash_ids: ExactMatch keys)
+
+ExactMatch keys on prompt hashes (Mooncake hash_ids, a CSV hash column); the shared Azure traces have
+none, so there it equals Survival.
 """
 from __future__ import annotations
 
@@ -46,7 +50,7 @@ def predictor_quality(name: str, train: Workload, test: Workload, horizon: int =
     for d in range(0, int(o.max()), int(stride)):
         ids = np.flatnonzero(o > d)
         state = ClusterState.build(step=0, now_s=0.0, max_running=[10**9], kv_capacity=[10**12],
-                                   prompt=p, running=[(int(i), 0, d) for i in ids])
+                                   prompt=p, running=[(int(i), 0, d) for i in ids], keys=test.prompt_key)
         q = clf.survival(ClusterView(state), H, np.empty(0, np.int64)).running
         r = o[ids] - d
         fin = 1.0 - q[:, H]
@@ -61,13 +65,18 @@ def predictor_quality(name: str, train: Workload, test: Workload, horizon: int =
             "horizon": H}
 
 
-def _split(dataset: str, min_out: int | None, n: int, seed: int) -> tuple[Workload, Workload]:
-    from framework.config import WorkloadConfig
-    from framework.workloads import load_workload
+def _split(dataset: str, min_out: int | None, n: int, seed: int, path: str | None = None
+           ) -> tuple[Workload, Workload]:
+    from framework.workloads import load_workload, workload_config
 
-    preset = {"conv": "azure_conv_2023", "code": "azure_code_2023", "conv2024": "azure_conv_2024"}[dataset]
-    cfg = WorkloadConfig(kind="trace", preset=preset, min_output_tokens=min_out, max_requests=n,
-                         train_fraction=0.0)
+    if path:
+        kind = "mooncake" if path.endswith((".jsonl", ".json")) else "trace"
+        cfg = workload_config(kind=kind, path=path, min_output_tokens=min_out, max_requests=n,
+                              train_fraction=0.0)
+    else:
+        preset = {"conv": "azure_conv_2023", "code": "azure_code_2023", "conv2024": "azure_conv_2024"}[dataset]
+        cfg = workload_config(kind="trace", preset=preset, min_output_tokens=min_out, max_requests=n,
+                              train_fraction=0.0)
     w = load_workload(cfg, seed)
     half = len(w) // 2  # the head is the history, the tail is predicted
     return w.take(slice(0, half)), w.take(slice(half, None))
@@ -80,8 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--requests", type=int, default=8000)
     ap.add_argument("--horizon", type=int, default=80)
     ap.add_argument("--stride", type=int, default=16)
+    ap.add_argument("--path", default=None, help="a Mooncake jsonl or trace CSV instead of --dataset")
     a = ap.parse_args(argv)
-    train, test = _split(a.dataset, a.min_output, a.requests, 0)
+    train, test = _split(a.dataset, a.min_output, a.requests, 0, a.path)
     for name in ("survival", "exact_match", "noisy_oracle", "oracle"):
         print(json.dumps(predictor_quality(name, train, test, a.horizon, a.stride)))
 

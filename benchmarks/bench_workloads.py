@@ -27,10 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, sys, time
 sys.path.insert(0, {repo!r})
-from framework.config import WorkloadConfig
+from framework.workloads import workload_config
 from framework.workloads import load_workload
 import pyarrow as pa, pandas  # imports outside the measured region
-cfg = WorkloadConfig(**json.loads({cfg!r}))
+cfg = workload_config(**json.loads({cfg!r}))
 def hwm():  # peak RSS of this process (kB); per address space, so not inherited across exec
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
 base = hwm()
@@ -47,9 +47,9 @@ print(json.dumps({{"rows": len(w), "seconds": times, "peak_rss_mb": peak / 1024,
 FIRST = r"""
 import sys, time
 sys.path.insert(0, {repo!r})
-from framework.config import WorkloadConfig
+from framework.workloads import workload_config
 from framework.workloads import load_workload
-t = time.perf_counter(); load_workload(WorkloadConfig(kind="trace", preset="azure_conv_2023"), 0)
+t = time.perf_counter(); load_workload(workload_config(kind="trace", preset="azure_conv_2023"), 0)
 print(time.perf_counter() - t)
 """
 

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from paper_figures._sweep import balanceroute_cmd  # noqa: E402
+from analysis.sweep import balanceroute_cmd  # noqa: E402
 
 
 def timed_sweep(sweep_dir: Path, launcher: list[str], requests: int) -> float:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from framework.config import register_configs
 from framework.errors import USER_ERROR_EXIT, user_message
@@ -64,33 +63,22 @@ def _headline(summary: dict, run_dir: Path) -> str:
 
 
 def run_from_config(cfg: DictConfig, run_dir: Path) -> dict:
-    """Compose-time config -> run folder; shared by the CLI, analysis.compare and the config tests."""
-    from framework.cluster import ClusterConfig
-    from framework.config import WorkloadConfig, check_keys, config_hash
-    from framework.provenance import code_provenance
+    """Compose-time config -> run folder; shared by the CLI (every sweep job) and the config tests."""
+    from framework.config import check_keys
     from framework.results import write_run
-    from framework.runner import prepare_workload, run_policy
+    from framework.runner import run_fields, run_inputs, run_policy
 
     check_keys(cfg)
     if cfg.get("backend", {}).get("name", "sim") == "live":  # backend=live dispatch (framework/live/run.py)
         from framework.live.run import run_live_from_config
 
         return run_live_from_config(cfg, run_dir)
-    t0 = time.perf_counter()
-    wcfg: WorkloadConfig = OmegaConf.to_object(cfg.workload)
-    ccfg: ClusterConfig = OmegaConf.to_object(cfg.cluster)
-    train, workload = prepare_workload(wcfg, int(cfg.seed), stream=str(cfg.stream))
-    out = run_policy(cfg.policy, workload, ccfg, int(cfg.seed), training=train,
+    inp = run_inputs(cfg)
+    out = run_policy(cfg.policy, inp.workload, inp.cluster, int(cfg.seed), training=inp.train,
                      check_invariants=bool(cfg.check_invariants), progress=bool(cfg.progress),
                      max_steps=int(cfg.max_steps), record=str(cfg.record),
                      record_every=int(cfg.record_every))
-    summary = dict(out.summary)
-    summary["cluster"] = ccfg.name
-    summary.update(workload_kind=wcfg.kind, train_fraction=wcfg.train_fraction,
-                   train_requests=0 if train is None else len(train), max_requests=wcfg.max_requests)
-    summary["config_hash"] = config_hash(cfg)
-    summary.update(code_provenance())
-    summary["wall_s"] = time.perf_counter() - t0
+    summary = {**out.summary, **run_fields(cfg, inp)}
     write_run(run_dir, summary, out.steps, out.requests)
     return summary
 

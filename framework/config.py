@@ -1,7 +1,8 @@
 """Typed Hydra configs (structured-config schema) for the runner: workload/, cluster/, policy/.
 
 YAML presets in conf/ are merged onto these dataclasses, so a misspelt key or a wrong type is rejected by
-Hydra with the key's name. Policy configs are registered by ``framework.policy.register_policy``.
+Hydra with the key's name. Policy configs are registered by ``framework.policy.register_policy``; each
+workload kind's config (framework.workloads.config) by ``framework.workloads.loader.register_source``.
 """
 from __future__ import annotations
 
@@ -9,57 +10,14 @@ import hashlib
 import json
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from framework.cluster import ClusterConfig
 from framework.errors import ConfigError, unknown_key_message
-
-
-@dataclass
-class WorkloadConfig:
-    """Where requests come from and which part of them to simulate."""
-
-    name: str = "default"
-    kind: str = field(default="synthetic", metadata={
-        "help": "synthetic (embedded, no file) | trace (Azure CSV) | mooncake (jsonl) | lengths (table + arrivals)"})
-    preset: Optional[str] = field(default=None, metadata={
-        "help": "azure_conv_2023 | azure_code_2023 | azure_conv_2024 | azure_code_2024 | sharegpt"})
-    path: Optional[str] = field(default=None, metadata={"help": "file to read (overrides preset lookup)"})
-    sha256: Optional[str] = field(default=None, metadata={"help": "expected hash of path, if checked"})
-    rate_scale: float = field(default=1.0, metadata={"help": "compress time: arrivals at t / rate_scale"})
-    start_s: float = field(default=0.0, metadata={"help": "window start, seconds into the trace"})
-    duration_s: Optional[float] = field(default=None, metadata={"help": "window length (trace seconds)"})
-    max_requests: Optional[int] = field(default=None, metadata={"help": "simulate at most this many"})
-    train_fraction: float = field(default=0.1, metadata={
-        "help": "this share of the window's first requests is history for learned classifiers, never "
-                "simulated (0 = simulate every request); with max_requests it comes on top"})
-    # arrival process for synthetic and lengths-only workloads
-    arrival: str = field(default="poisson", metadata={
-        "help": "poisson | gamma | varying | backlog (every request at t = 0) | closed_loop (keep "
-                "closed_loop_waiting requests waiting)"})
-    closed_loop_waiting: Optional[int] = field(default=None, metadata={
-        "help": "arrival=closed_loop: release a request whenever fewer than this many wait"})
-    rate_rps: float = field(default=40.0, metadata={"help": "mean arrival rate (requests/s)"})
-    burst_cv: float = field(default=3.0, metadata={"help": "gamma: coefficient of variation of gaps"})
-    rate_period_s: float = field(default=60.0, metadata={"help": "varying: period of the rate sinusoid"})
-    rate_amplitude: float = field(default=0.5, metadata={"help": "varying: relative amplitude in [0,1)"})
-    num_requests: int = field(default=3000, metadata={"help": "synthetic / lengths: requests generated"})
-    seed: Optional[int] = field(default=None, metadata={"help": "defaults to the run's seed"})
-    min_output_tokens: Optional[int] = field(default=None, metadata={
-        "help": "keep only requests with at least this many output tokens (every kind; applied before "
-                "the window's row cap and the train split)"})
-    max_output_tokens: Optional[int] = field(default=None, metadata={
-        "help": "keep only requests with at most this many output tokens (every kind)"})
-
-    def validate(self) -> None:
-        """ConfigError naming the first invalid value (the checks, general and per source, are in
-        framework.workloads.loader.check_config, beside the source registry they consult)."""
-        from framework.workloads.loader import check_config
-
-        check_config(self)
+from framework.workloads.config import WorkloadConfig
 
 
 @dataclass
@@ -67,6 +25,8 @@ class RunConfig:
     """Top-level config of one simulation run (``balanceroute ...``)."""
 
     policy: Any = MISSING
+    # the base of every kind's config: workload=NAME merges that kind's subclass here (OmegaConf takes the
+    # subclass's type, so the kind's own keys are the only ones accepted)
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     seed: int = field(default=0, metadata={
@@ -90,8 +50,9 @@ def register_configs() -> None:
     """Store the schema nodes; YAML presets extend them via their defaults lists."""
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
-    # schemas live outside the selectable groups so they do not show up as options
-    cs.store(group="schema/workload", name="workload", node=WorkloadConfig)
+    # schemas live outside the selectable groups so they do not show up as options; each workload kind's
+    # schema (schema/workload/KIND) is stored by its registration in the source registry
+    import framework.workloads.loader  # noqa: F401
     cs.store(group="schema/cluster", name="cluster", node=ClusterConfig)
     from framework.live.config import register_backend_configs  # backend=sim|live schemas
 
@@ -110,7 +71,10 @@ def check_keys(cfg: DictConfig) -> None:
     """
     from framework.policy import get_policy_class
 
-    schemas: dict[str, type] = {"workload": WorkloadConfig, "cluster": ClusterConfig}
+    schemas: dict[str, type] = {"cluster": ClusterConfig}
+    kind = OmegaConf.get_type(cfg.workload) if isinstance(cfg.get("workload"), DictConfig) else None
+    if isinstance(kind, type) and issubclass(kind, WorkloadConfig):
+        schemas["workload"] = kind  # the composed kind's config: its keys only
     if isinstance(cfg.get("policy"), DictConfig) and cfg.policy.get("name"):
         schemas["policy"] = get_policy_class(str(cfg.policy.name)).config_class
     _check_node(cfg, RunConfig, "", schemas)
@@ -123,7 +87,8 @@ def _check_node(node: DictConfig, schema: type, prefix: str, overrides: dict[str
         key = str(key)
         full = prefix + key
         if key not in known:
-            raise ConfigError(unknown_key_message(full, known))
+            hook = getattr(schema, "unknown_option", None)  # a schema's own message (workload kinds)
+            raise ConfigError(hook(full) if callable(hook) else unknown_key_message(full, known))
         sub = overrides.get(full) or types.get(key)
         value = node._get_node(key)
         if isinstance(value, DictConfig) and not (isinstance(sub, type) and is_dataclass(sub)):

@@ -77,10 +77,6 @@ class LinearCost(CostModel):
         return c.c0 + c.c_seq * np.asarray(n) + c.c_kv * np.asarray(s) + c.c_pf * np.asarray(P)
 
 
-def available_cost_models() -> list[str]:
-    return ["auto", *COST_MODELS.names()]
-
-
 def make_cost_model(cfg: CostConfig) -> CostModel:
     """The registered model ``cfg.model`` names (``auto``: fixed if no load term, else linear)."""
     cfg.validate()

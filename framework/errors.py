@@ -84,6 +84,9 @@ def _unknown_key(e: Exception) -> str:
     full = str(getattr(e, "full_key", "") or getattr(e, "key", ""))
     prefix, _, key = full.rpartition(".")
     schema = getattr(e, "object_type", None)
+    hook = getattr(schema, "unknown_option", None)  # a schema's own message (a workload kind's keys)
+    if callable(hook):
+        return hook(full) + " (balanceroute --help lists every kind's keys.)"
     known = list(getattr(schema, "__dataclass_fields__", {}))
     return unknown_key_message(full, known)
 

@@ -93,10 +93,42 @@ def backend_lines() -> list[str]:
     return out
 
 
+def workload_lines(values: DictConfig | None) -> list[str]:
+    """The keys every workload kind reads (composed values), then each kind's own keys and its presets."""
+    from framework.workloads.config import WorkloadConfig
+    from framework.workloads.loader import SOURCES
+
+    now = OmegaConf.select(values, "kind", default=None) if isinstance(values, DictConfig) else None
+    common = {f.name for f in dataclasses.fields(WorkloadConfig)}
+    out = [f"  every kind (now: kind={now}):"]
+    out += [ln for ln in option_lines(WorkloadConfig, "workload.", values, indent="      ")
+            if not ln.strip().startswith("workload.kind=")]
+    presets = {}
+    for name in group_options("workload"):
+        kind = _preset_kind(name)
+        presets.setdefault(kind, []).append(name)
+    for e in SOURCES.entries():
+        cfg = e.config
+        assert cfg is not None
+        out.append(f"  kind={e.name}  {e.help}  (workload={', '.join(presets.get(e.name, [])) or '?'})")
+        mine = option_lines(cfg, "workload.", values if e.name == now else None, indent="      ")
+        out += [ln for ln in mine if ln.strip().split("=")[0].removeprefix("workload.") not in common]
+    return out
+
+
+def _preset_kind(name: str) -> str | None:
+    """The kind a conf/workload preset composes (its schema in the defaults list)."""
+    path = CONF_DIR / "workload" / f"{name}.yaml"
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        if "/schema/workload/" in line:
+            return line.split("/schema/workload/")[1].split("@")[0].strip()
+    return None
+
+
 def help_section(section: str, _root_: DictConfig) -> str:
     """One section of the help page (an OmegaConf resolver; ``$`` escaped for Hydra's string.Template)."""
     from framework.cluster import ClusterConfig
-    from framework.config import RunConfig, WorkloadConfig
+    from framework.config import RunConfig
 
     choices = OmegaConf.select(_root_, "hydra.runtime.choices", default=None) or {}
     if section == "groups":
@@ -108,7 +140,7 @@ def help_section(section: str, _root_: DictConfig) -> str:
         top = {f.name for f in dataclasses.fields(RunConfig)} - set(GROUPS)
         lines = [ln for ln in option_lines(RunConfig, "", _root_) if ln.strip().split("=")[0] in top]
     elif section == "workload":
-        lines = option_lines(WorkloadConfig, "workload.", _root_.get("workload"))
+        lines = workload_lines(_root_.get("workload"))
     elif section == "cluster":
         lines = option_lines(ClusterConfig, "cluster.", _root_.get("cluster"))
     elif section == "backend":

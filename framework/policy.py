@@ -20,7 +20,7 @@ import numpy as np
 from framework.errors import OracleAccessError
 from framework.registry import Checks, Registry, validate_config
 from framework.oracle import OracleChannel
-from framework.view import ClusterView, Placements
+from framework.view import ClusterView, Placements, StaleView
 from framework.workload import Workload
 
 DISPATCH = "dispatch"  # every arrival is placed at once into a worker's local FCFS queue
@@ -33,9 +33,16 @@ class PolicyConfig(Checks):
 
     A subclass checks its options in ``validate`` (raise ``self.invalid(key, why)``), which
     ``make_policy`` runs before the policy is built, so every option check of a policy is in one place.
+    ``stale_s`` is every policy's: the staleness of what the router knows is a property of the router's
+    information path (vLLM's front-end reads counts every 100 ms, SGLang's every 20 ms), so it sits
+    with the policy, and a sweep can give each arm its own (not a cluster.* key, which describes
+    engines). Policy.__init__ checks it, so a subclass's validate need not.
     """
 
     name: str = ""
+    stale_s: float = field(default=0.0, metadata={
+        "help": "stale view: engines' counters refreshed every this many s (simulated) plus the "
+                "router's own placements since; 0 = fresh"})
 
     check_prefix: ClassVar[str] = "policy"
 
@@ -100,21 +107,42 @@ class Policy(ABC):
       arrivals) on some worker; for family POOL, place any subset of the waiting requests within each
       worker's free slots and free KV (the simulator validates and raises PlacementError otherwise).
     May define:
-      on_complete(request_ids, workers): called once per step with the requests that finished, as a
-      front-end learns of finished streams (vLLM's exact in-flight counter needs it); not defined on
-      this base class so policies without it cost nothing.
+      on_complete(request_ids, workers, output_tokens): called once per step with the requests that
+      finished and the tokens each produced, as a front-end learns of finished streams (vLLM's exact
+      in-flight counter needs it; so does a predictor that learns from completed requests). A finished
+      request's length is history, not foresight. Not defined on this base class so policies without
+      it cost nothing.
       describe() for extra summary fields.
+    The framework calls ``route(view)``, which hands ``decide`` a stale view when ``config.stale_s`` > 0
+    (framework.view.StaleView: what is stale and what is the router's own is listed there);
+    ``stale_schedule`` says when that view refreshes ("publish": on a grid of stale_s, "read": stale_s
+    after the last refresh). Calling ``decide`` directly applies the rule to the view given, as is.
     """
 
     name: ClassVar[str] = ""
     family: ClassVar[str] = DISPATCH
     config_class: ClassVar[type] = PolicyConfig
     is_oracle: ClassVar[bool] = False
+    stale_schedule: ClassVar[str] = "publish"
 
     def __init__(self, config: Any, context: PolicyContext) -> None:
         self.config = validate_config(config)  # (make_policy has run it too; a direct call must not skip it)
         self.context = context
         self.G = context.workers
+        stale = getattr(config, "stale_s", 0.0)
+        if isinstance(config, Checks):
+            config.require_number("stale_s", 0, ">= 0 seconds")
+        self.stale_view = StaleView(stale, self.stale_schedule) if stale > 0 else None
+
+    def route(self, view: ClusterView) -> Placements:
+        """One decision as the framework makes it: ``decide`` on the view this router can know."""
+        sv = self.stale_view
+        if sv is None:
+            return self.decide(view)
+        seen = sv.view(view)
+        pl = self.decide(seen)
+        sv.placed(seen, pl)
+        return pl
 
     @abstractmethod
     def decide(self, view: ClusterView) -> Placements:

@@ -25,8 +25,6 @@ AUTO_FULL_BYTES = 1 << 30  # 1 GiB of per-(step, worker) rows in memory
 WARN_BYTES = 3 << 30
 FULL_ROW_BYTES = 64  # eight 8-byte columns per (step, worker) row in steps.parquet
 CHUNK_ROWS = 1 << 15
-AGG_COLUMNS = ("load_max", "load_sum", "load_min", "running_max", "running_sum", "running_min",
-               "prefill_tokens", "compute_max_s", "compute_mean_s")
 
 
 def estimate_steps(span_s: float, step_s: float, tail_steps: float, work_steps: float = 0.0) -> int:

@@ -123,19 +123,15 @@ class Registry(Generic[T]):
             self._store(name, config)
         return obj
 
-    def decorator(self, name: str, config: type | None = None, help: str = "") -> Callable[[T], T]:
-        """``@registry.decorator("name", config=Cfg)`` on a class registers it (and returns it)."""
-        def deco(obj: T) -> T:
-            return self.register(name, obj, config, help)
-
-        return deco
-
     def unregister(self, name: str) -> None:
         """Remove ``name`` (and its ConfigStore node); unknown names are ignored."""
         if self._entries.pop(name, None) is not None and self.group:
             from hydra.core.config_store import ConfigStore
 
-            ConfigStore.instance().repo.get(self.group, {}).pop(f"{name}.yaml", None)
+            node: dict = ConfigStore.instance().repo
+            for part in self.group.split("/"):  # the store nests groups: "schema/workload" -> [schema][workload]
+                node = node.get(part, {})
+            node.pop(f"{name}.yaml", None)
 
     def _store(self, name: str, config: type) -> None:
         from hydra.core.config_store import ConfigStore

@@ -31,6 +31,15 @@ def dir_name(override_dirname: str, empty: str = "defaults") -> str:
     return name
 
 
+def mul(*factors: float) -> float:
+    """``${br_mul:a,b}``: a product in a config (a trace window's start from the seed, conf/setting/)."""
+    out = 1.0
+    for f in factors:
+        out *= float(f)
+    return out
+
+
 def register_rundir_resolvers() -> None:
     OmegaConf.register_new_resolver("br_dirname", dir_name, replace=True, use_cache=True)
     OmegaConf.register_new_resolver("br_pid", os.getpid, replace=True, use_cache=True)
+    OmegaConf.register_new_resolver("br_mul", mul, replace=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,42 @@ class RunOutput:
         return requests_frame(self.result, self.workload)
 
 
+@dataclass
+class RunInputs:
+    """What a composed config describes, built once for either backend (sim or live)."""
+
+    workload_config: WorkloadConfig
+    cluster: ClusterConfig
+    train: Workload | None
+    workload: Workload | WorkloadStream
+    t0: float  # perf_counter at the start, for the summary's wall_s
+
+
+def run_inputs(cfg: Any) -> RunInputs:
+    """The workload (split into training head and simulated part) and cluster of a composed config."""
+    from omegaconf import OmegaConf
+
+    t0 = time.perf_counter()
+    wcfg: WorkloadConfig = OmegaConf.to_object(cfg.workload)
+    ccfg: ClusterConfig = OmegaConf.to_object(cfg.cluster)
+    live = cfg.get("backend", {}).get("name", "sim") == "live"  # a live run replays a Workload in memory
+    train, workload = prepare_workload(wcfg, int(cfg.seed), stream="false" if live else str(cfg.get("stream", "auto")))
+    return RunInputs(wcfg, ccfg, train, workload, t0)
+
+
+def run_fields(cfg: Any, inputs: RunInputs) -> dict[str, Any]:
+    """What every summary.json records about the run itself, whichever backend ran it: the cluster
+    preset, the workload's kind and split, the config hash (what resumable sweeps match on), the code's
+    provenance and the wall time."""
+    from framework.config import config_hash
+    from framework.provenance import code_provenance
+
+    w = inputs.workload_config
+    return {"cluster": inputs.cluster.name, "workload_kind": w.kind, "train_fraction": w.train_fraction,
+            "train_requests": 0 if inputs.train is None else len(inputs.train), "max_requests": w.max_requests,
+            "config_hash": config_hash(cfg), **code_provenance(), "wall_s": time.perf_counter() - inputs.t0}
+
+
 def prepare_workload(cfg: WorkloadConfig, seed: int,
                      stream: str = "false") -> tuple[Workload | None, Workload | WorkloadStream]:
     """Load the workload, split off its training head, truncate the simulated part.
@@ -48,12 +84,12 @@ def prepare_workload(cfg: WorkloadConfig, seed: int,
     ``stream`` (auto | true | false, framework.workloads.stream): read a trace file chunk by chunk
     into the simulator instead; the requests are the same.
     """
-    from framework.workloads import load_workload
+    from framework.workloads.loader import load_workload, workload_seed
     from framework.workloads.stream import open_stream, should_stream
 
     if should_stream(cfg, stream):
         return open_stream(cfg)
-    full = load_workload(cfg, seed if cfg.seed is None else cfg.seed)
+    full = load_workload(cfg, workload_seed(cfg, seed))
     train, sim = split_train(full, cfg.train_fraction)
     if cfg.max_requests is not None:
         if cfg.max_requests < 1:

@@ -21,9 +21,9 @@ OK, BAD_COUNT, BAD_DISPATCH, BAD_WAITING, BAD_DUP, BAD_WORKER, BAD_SLOTS, BAD_KV
 
 
 @njit(cache=True)
-def fill_snapshot(SC, WK, RQ, RF, AC, wk, wait_i, wait_f, run_i):
-    """Per-worker fields into wk (10, G); waiting ids / prompts into wait_i (2, W) and arrivals into
-    wait_f (W,); running ids / worker / prompt / decoded into run_i (4, R)."""
+def fill_snapshot(SC, WK, RQ, RF, KEY, AC, wk, wait_i, wait_f, run_i):
+    """Per-worker fields into wk (10, G); waiting ids / prompts / prompt keys into wait_i (3, W) and
+    arrivals into wait_f (W,); running ids / worker / prompt / decoded / prompt key into run_i (5, R)."""
     G = WK.shape[1]
     base = SC[BASE]
     for g in range(G):
@@ -44,6 +44,7 @@ def fill_snapshot(SC, WK, RQ, RF, AC, wk, wait_i, wait_f, run_i):
         if RQ[INPOOL, r]:
             wait_i[0, j] = base + r
             wait_i[1, j] = RQ[PROMPT, r]
+            wait_i[2, j] = KEY[r]
             wait_f[j] = RF[ARR, r]
             j += 1
     k = SC[K]
@@ -53,6 +54,7 @@ def fill_snapshot(SC, WK, RQ, RF, AC, wk, wait_i, wait_f, run_i):
         run_i[1, i] = AC[AWRK, i]
         run_i[2, i] = RQ[PROMPT, r]
         run_i[3, i] = AC[ADONE0, i] + (k - AC[ASTART, i])
+        run_i[4, i] = KEY[r]
     return j
 
 

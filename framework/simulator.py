@@ -10,8 +10,8 @@ One tick is one decode step of the whole cluster. Per step:
   5. the step lasts T = max_g t_g + c_sync (framework.cost; idle workers run a dummy step t_g = c0),
      plus the decision's wall time when cluster.charge_decision_time is set;
   6. requests whose last token is produced this step finish (a policy that defines
-     on_complete(request_ids, workers) is told, before its next decision, as a front-end learns of
-     finished requests); every other running request's context grows by one token (s_g += n_g);
+     on_complete(request_ids, workers, output_tokens) is told, before its next decision, as a front-end
+     learns of finished streams and their token counts); every other running request's context grows by one token (s_g += n_g);
   7. a worker whose KV would overflow preempts its newest requests back to the head of its own queue
      (vLLM's recompute preemption; assignments stay sticky).
 When nothing is running, queued or waiting, the clock jumps to the next arrival.
@@ -182,9 +182,10 @@ class Simulator:
         """The router's view of the cluster now, as fresh read-only arrays (no output lengths)."""
         SC = self.SC
         W, R = int(SC[sc.NPOOL]), int(SC[sc.ACT])
-        wk, wait_i = np.empty((W_ROWS, self.G), np.int64), np.empty((2, W), np.int64)
-        wait_f, run_i = np.empty(W), np.empty((4, R), np.int64)
-        fill_snapshot(SC, self.WK, self.win.RQ, self.win.RF, self.AC, wk, wait_i, wait_f, run_i)
+        wk, wait_i = np.empty((W_ROWS, self.G), np.int64), np.empty((3, W), np.int64)
+        wait_f, run_i = np.empty(W), np.empty((5, R), np.int64)
+        w = self.win
+        fill_snapshot(SC, self.WK, w.RQ, w.RF, w.KEY, self.AC, wk, wait_i, wait_f, run_i)
         return ClusterState.from_blocks(int(SC[sc.K]), float(self.SF[sc.TNOW]), wk, wait_i, wait_f, run_i)
 
     def output_tokens(self, ids: np.ndarray) -> np.ndarray:
@@ -200,15 +201,16 @@ class Simulator:
         cuts = np.flatnonzero(np.diff(steps)) + 1
         workers = self.win.RQ[sc.WORKER, slots].astype(np.int64)
         ids = slots + int(self.SC[sc.BASE])
+        done = self.win.RQ[sc.OUTPUT, slots].astype(np.int64)  # tokens streamed by a finished request: observable
         for a, b in zip(np.r_[0, cuts], np.r_[cuts, n]):  # one call per step, as a front-end sees them
-            self._on_complete(ids[a:b], workers[a:b])
+            self._on_complete(ids[a:b], workers[a:b], done[a:b])
 
     def _decide(self, decisions: array) -> None:
         if self._on_complete is not None:
             self._flush_completions()
         state = self.snapshot()
         t0 = time.perf_counter_ns()
-        pl = self.policy.decide(ClusterView(state))
+        pl = self.policy.route(ClusterView(state))
         dt = time.perf_counter_ns() - t0
         decisions.append(dt)
         req, wrk = placement_arrays(pl, state, self.policy.name)

@@ -41,6 +41,7 @@ class RequestWindow:
         cap = n if self._pending is None else _pow2(2 * n)
         self.RQ = np.zeros((sc.NRQ, cap), np.int32)  # int32: requests and tokens below 2^31 (checked)
         self.RF = np.full((3, cap), np.nan)
+        self.KEY = np.full(cap, -1, np.int64)  # prompt keys, -1 = unknown (the view shows them)
         self.t0 = float(first.arrival_s[0])
         self.last_arrival = -np.inf
         self.loaded = 0  # requests loaded so far (BASE + NLOADED)
@@ -84,6 +85,7 @@ class RequestWindow:
         RQ[_INT_NOLINK, at:at + n] = sc.NOLINK
         RF[:, at:at + n] = np.nan
         RF[sc.ARR, at:at + n] = ch.arrival_s
+        self.KEY[at:at + n] = -1 if ch.prompt_key is None else ch.prompt_key
         self.SC[sc.NLOADED] = at + n
         self.loaded += n
 
@@ -109,8 +111,9 @@ class RequestWindow:
             cap = _pow2(2 * (live + len(ch)))
             RQ = np.zeros((sc.NRQ, cap), np.int32)
             RF = np.full((3, cap), np.nan)
-            RQ[:, :live], RF[:, :live] = self.RQ[:, :live], self.RF[:, :live]
-            self.RQ, self.RF, replaced = RQ, RF, True
+            KEY = np.full(cap, -1, np.int64)
+            RQ[:, :live], RF[:, :live], KEY[:live] = self.RQ[:, :live], self.RF[:, :live], self.KEY[:live]
+            self.RQ, self.RF, self.KEY, replaced = RQ, RF, KEY, True
         if int(ch.output_tokens.max()) >= len(self.CH):
             self._grow_calendar(1 << int(ch.output_tokens.max()).bit_length())
             replaced = True
@@ -119,7 +122,8 @@ class RequestWindow:
         return replaced
 
     def retire(self, everything: bool = False) -> int:
-        """Log the finished requests at the front of the window (all of them at the end); their count."""
+        """Log the finished requests at the front of the window (all of them at the end); their count.
+        (Prompt keys are inputs, as in the in-memory workload; the request log does not keep them.)"""
         nl = int(self.SC[sc.NLOADED])
         if everything:
             lo = nl
@@ -142,6 +146,7 @@ class RequestWindow:
         live = nl - lo
         RQ[:, :live] = RQ[:, lo:nl]
         RF[:, :live] = RF[:, lo:nl]
+        self.KEY[:live] = self.KEY[lo:nl]
         for row in sc.LINK_ROWS:  # a live request links only to live ones; stale links are never read
             v = RQ[row, :live]
             v[v >= 0] -= lo

@@ -24,6 +24,8 @@ waiting requests at the router, oldest first, shape (W,)
   waiting_ids, waiting_arrival_s (float64, seconds), waiting_prompt
 running (decoding) requests, shape (R,)
   running_ids, running_worker, running_prompt, running_decoded (tokens produced so far)
+prompt keys (optional; -1 = unknown): waiting_key (W,), running_key (R,). A key identifies the prompt
+  (framework.workloads.keys), which a real router sees; it says nothing about the output by itself.
 """
 from __future__ import annotations
 
@@ -34,8 +36,8 @@ import numpy as np
 
 WORKER_FIELDS = ("loads", "running", "prefilling", "queued", "committed_tokens", "kv_used",
                  "max_running", "kv_capacity", "free_slots", "free_kv")
-WAITING_FIELDS = ("waiting_ids", "waiting_arrival_s", "waiting_prompt")
-RUNNING_FIELDS = ("running_ids", "running_worker", "running_prompt", "running_decoded")
+WAITING_FIELDS = ("waiting_ids", "waiting_arrival_s", "waiting_prompt", "waiting_key")
+RUNNING_FIELDS = ("running_ids", "running_worker", "running_prompt", "running_decoded", "running_key")
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,8 +63,13 @@ class ClusterState:
     running_worker: np.ndarray
     running_prompt: np.ndarray
     running_decoded: np.ndarray
+    waiting_key: np.ndarray | None = None  # None: unknown for every request (filled with -1)
+    running_key: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        for name, n in (("waiting_key", len(self.waiting_ids)), ("running_key", len(self.running_ids))):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.full(n, -1, np.int64))
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, np.ndarray):
@@ -86,8 +93,9 @@ class ClusterState:
                     run_i: np.ndarray) -> "ClusterState":
         """The simulator's fast path: fields are rows of blocks made for this one snapshot, frozen here.
 
-        wk holds WORKER_FIELDS as rows (10, G); wait_i the waiting ids and prompts (2, W), wait_f their
-        arrival times; run_i the running ids, workers, prompts and decoded counts (4, R). A row of a
+        wk holds WORKER_FIELDS as rows (10, G); wait_i the waiting ids, prompts and prompt keys (3, W),
+        wait_f their arrival times; run_i the running ids, workers, prompts, decoded counts and prompt
+        keys (5, R). A row of a
         read-only block cannot be made writeable, so the view stays read-only as with __init__, whose
         per-field checks this skips (the shapes hold by construction).
         """
@@ -98,7 +106,8 @@ class ClusterState:
         d.update(zip(WORKER_FIELDS, wk))
         d.update(step=step, now_s=now_s, waiting_ids=wait_i[0], waiting_arrival_s=wait_f,
                  waiting_prompt=wait_i[1], running_ids=run_i[0], running_worker=run_i[1],
-                 running_prompt=run_i[2], running_decoded=run_i[3])
+                 running_prompt=run_i[2], running_decoded=run_i[3], waiting_key=wait_i[2],
+                 running_key=run_i[4])
         return obj
 
     @classmethod
@@ -106,12 +115,12 @@ class ClusterState:
               prompt: np.ndarray, arrival_s: np.ndarray | None = None,
               running: Iterable[tuple[int, int, int]] = (), waiting: Iterable[int] = (),
               prefilling=None, queued=None, reserved=None, queued_tokens=None,
-              kv_admit=None) -> "ClusterState":
+              kv_admit=None, keys=None) -> "ClusterState":
         """Assemble a state from request-level facts (tests, benchmarks, a live backend's adapter).
 
         ``prompt`` and ``arrival_s`` are indexed by request id; ``running`` lists (id, worker,
         decoded); ``waiting`` the router's ids, oldest first. ``kv_admit`` is the admission limit per
-        worker (defaults to the capacity, i.e. no watermark).
+        worker (defaults to the capacity, i.e. no watermark). ``keys``: prompt keys by request id (or None).
         """
         B = np.asarray(list(max_running) if not isinstance(max_running, np.ndarray) else max_running,
                        np.int64)
@@ -138,4 +147,6 @@ class ClusterState:
                    kv_capacity=C, free_slots=np.maximum(B - n - npf - ql, 0),
                    free_kv=np.maximum(admit - s - res - qt, 0), waiting_ids=wid,
                    waiting_arrival_s=arrival[wid], waiting_prompt=prompt[wid], running_ids=rid,
-                   running_worker=rw, running_prompt=prompt[rid], running_decoded=rd)
+                   running_worker=rw, running_prompt=prompt[rid], running_decoded=rd,
+                   waiting_key=None if keys is None else np.asarray(keys, np.int64)[wid],
+                   running_key=None if keys is None else np.asarray(keys, np.int64)[rid])

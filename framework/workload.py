@@ -3,6 +3,11 @@
 Output lengths live here because the simulator needs them to know when requests finish; policies never
 receive a Workload, only the view (framework.view) and, if they are oracles, the OracleChannel.
 
+``prompt_key`` (optional, int64 >= 0 per request, or None when the source has none) identifies the
+prompt: requests with equal keys have the same prompt (Mooncake: a hash of hash_ids; a CSV: its hash
+column; framework.workloads.keys). A router sees the prompt, so the view carries the key; it is not
+ground truth about the output.
+
 The simulator consumes requests through one seam, ``iter_chunks``: a ``Workload`` (in memory) is one
 chunk; a ``WorkloadStream`` (a week-long trace, framework.workloads.stream) yields chunks as it reads,
 and the simulator pulls the next one only when its clock reaches the last arrival it holds, so a week
@@ -28,6 +33,7 @@ class Workload:
     output_tokens: np.ndarray
     source: str = ""
     meta: dict = field(default_factory=dict)
+    prompt_key: np.ndarray | None = None
     # > 0: closed-loop arrivals (workload.arrival=closed_loop): arrival_s is ignored and the simulator
     # releases the next request whenever fewer than this many wait; its arrival is the release time
     closed_loop_waiting: int = 0
@@ -53,6 +59,14 @@ class Workload:
             bad = int(np.flatnonzero(np.diff(a) < 0)[0]) + 1
             raise TraceFormatError(f"{where}: arrivals are not sorted (request {bad} arrives before "
                                    "the one above it); sort the trace by timestamp.")
+        if self.prompt_key is not None:
+            k = np.ascontiguousarray(self.prompt_key, dtype=np.int64)
+            object.__setattr__(self, "prompt_key", k)
+            if len(k) != len(a):
+                raise TraceFormatError(f"{where}: prompt_key has {len(k)} entries for {len(a)} requests.")
+            if len(k) and int(k.min()) < 0:
+                raise TraceFormatError(f"{where}: prompt keys must be >= 0 (framework.workloads.keys makes "
+                                       "them); -1 is reserved for 'unknown'.")
         for col, arr, lo in (("prompt_tokens", p, 1), ("output_tokens", o, 1)):
             if np.any(arr < lo):
                 bad = int(np.flatnonzero(arr < lo)[0])
@@ -66,8 +80,9 @@ class Workload:
         """A sub-workload (rows in arrival order), arrivals re-based to start at 0."""
         a = self.arrival_s[index]
         a = a - a[0] if len(a) else a
+        key = None if self.prompt_key is None else self.prompt_key[index]
         return Workload(name or self.name, a, self.prompt_tokens[index], self.output_tokens[index],
-                        self.source, dict(self.meta), self.closed_loop_waiting)
+                        self.source, dict(self.meta), key, self.closed_loop_waiting)
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,7 @@ class Chunk:
     arrival_s: np.ndarray
     prompt_tokens: np.ndarray
     output_tokens: np.ndarray
+    prompt_key: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -86,7 +102,8 @@ class Chunk:
 class WorkloadStream:
     """A workload read chunk by chunk (``chunks()`` starts a fresh pass); requests are never all in memory.
 
-    ``total`` is the request count when the source knows it (progress bar), else None.
+    ``total`` is the request count when the source knows it (progress bar), else None; ``has_keys``
+    whether chunks carry prompt keys (all of them or none).
     """
 
     name: str
@@ -95,12 +112,13 @@ class WorkloadStream:
     meta: dict = field(default_factory=dict)
     total: int | None = None
     closed_loop_waiting: int = 0
+    has_keys: bool = False
 
 
 def iter_chunks(workload: "Workload | WorkloadStream") -> Iterator[Chunk]:
     """The seam the simulator reads requests through (see the module docstring)."""
     if isinstance(workload, Workload):
-        yield Chunk(workload.arrival_s, workload.prompt_tokens, workload.output_tokens)
+        yield Chunk(workload.arrival_s, workload.prompt_tokens, workload.output_tokens, workload.prompt_key)
     else:
         yield from workload.chunks()
 

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from framework.errors import UserError  # noqa: E402
+from framework.errors import UserError, report  # noqa: E402
 from framework.results import write_atomic, write_csv_atomic  # noqa: E402
 
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
@@ -73,6 +73,18 @@ def save(fig, table: pd.DataFrame, out: Path, name: str) -> list[Path]:
     return paths
 
 
+def entry_point(module: str, name: str, doc: str, make: Callable[[argparse.Namespace], tuple]
+                ) -> Callable[[list[str] | None], int]:
+    """A figure module's ``main(argv)`` (``cli`` over its ``make``), run and exited on when the module is
+    ``__main__``: the one entry point every figure shares, so each ends in one line, not a stub."""
+    def main(argv: list[str] | None = None) -> int:
+        return cli(name, doc, make, argv)
+
+    if module == "__main__":
+        raise SystemExit(main())
+    return main
+
+
 def cli(name: str, doc: str, make: Callable[[argparse.Namespace], tuple], argv: list[str] | None = None) -> int:
     """``python -m paper_figures.NAME [--quick] [--out DIR] [--sweep-dir DIR] [--jobs N] [--launcher L]``."""
     ap = argparse.ArgumentParser(prog=f"python -m paper_figures.{name}", description=doc,
@@ -90,8 +102,7 @@ def cli(name: str, doc: str, make: Callable[[argparse.Namespace], tuple], argv: 
     try:
         fig, table = make(a)
     except UserError as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return report(name, e)
     paths = save(fig, table, out, name)
     print(f"{name}: wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.0f} s",
           file=sys.stderr)

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from algorithms.fscore import f_score
+from analysis.sweep import run_sweep
 from paper_figures import _style as sty
 from paper_figures._runs import safe_share
-from paper_figures._sweep import run_sweep
 
 NAME = "fscore"
 QUICK = ["workload.max_requests=300", "cluster.workers=4,16"]
@@ -80,9 +80,4 @@ def make(a):
     return fig, pd.concat([an, emp], ignore_index=True)
 
 
-def main(argv=None) -> int:
-    return sty.cli(NAME, __doc__, make, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = sty.entry_point(__name__, NAME, __doc__, make)  # python -m paper_figures.NAME [--quick] ...

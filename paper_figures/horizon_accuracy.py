@@ -11,9 +11,9 @@ import re
 
 import pandas as pd
 
+from analysis.sweep import run_sweep
 from paper_figures import _style as sty
 from paper_figures._runs import metric, run_config
-from paper_figures._sweep import run_sweep
 from paper_figures.paper_numbers import HORIZON
 
 NAME = "horizon_accuracy"
@@ -68,9 +68,4 @@ def make(a):
     return fig, t
 
 
-def main(argv=None) -> int:
-    return sty.cli(NAME, __doc__, make, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = sty.entry_point(__name__, NAME, __doc__, make)  # python -m paper_figures.NAME [--quick] ...

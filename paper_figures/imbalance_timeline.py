@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.sweep import run_sweep
 from paper_figures import _style as sty
 from paper_figures._runs import loads
-from paper_figures._sweep import run_sweep
 
 NAME = "imbalance_timeline"
 QUICK = ["workload.max_requests=500"]
@@ -61,9 +61,4 @@ def make(a):
     return fig, tab
 
 
-def main(argv=None) -> int:
-    return sty.cli(NAME, __doc__, make, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = sty.entry_point(__name__, NAME, __doc__, make)  # python -m paper_figures.NAME [--quick] ...

@@ -13,9 +13,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from analysis.sweep import run_sweep
 from paper_figures import _style as sty
 from paper_figures._runs import metric, run_config, tpot_p95_ms
-from paper_figures._sweep import run_sweep
 from paper_figures.paper_numbers import TABLE_G8
 
 NAME = "paper_table"
@@ -88,9 +88,4 @@ def make(a):
     return fig, t
 
 
-def main(argv=None) -> int:
-    return sty.cli(NAME, __doc__, make, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = sty.entry_point(__name__, NAME, __doc__, make)  # python -m paper_figures.NAME [--quick] ...

@@ -15,8 +15,8 @@ import pandas as pd
 
 from analysis.offline_optimum import stdout_to_stderr
 from analysis.regret import sweep_table
+from analysis.sweep import run_sweep
 from paper_figures import _style as sty
-from paper_figures._sweep import run_sweep
 
 NAME = "regret"
 QUICK = ["workload.start_s=0", "workload.max_requests=120",
@@ -47,31 +47,33 @@ def make(a):
                           yerr=100 * (r["share_high"] - r["share_low"]) / 2, color="#333333", capsize=4, lw=1)
     ax[0, 0].set_xticks(x, order, rotation=25, ha="right")
     ax[0, 0].set_ylabel("regret (% of the run's compute)")
-    ax[0, 0].set_title("Gap to the offline optimum (bar: proven; whisker: interval)")
+    ax[0, 0].set_title("Gap to the offline optimum")
     w0 = sorted(reg["ov.workload.start_s"].unique())[0]
     for i, p in enumerate(order):
         row = reg[(reg["ov.variant"] == p) & (reg["ov.workload.start_s"] == w0)]
         if row.empty:
             continue
         st = pd.read_parquet(Path(a.sweep_dir) / row["run"].iloc[0] / "regret_steps.parquet")
-        ax[0, 1].plot(st["step"] * 0.030, st["cumulative_regret"] / 1e6, color=sty.colour(p, i), label=p)
+        ax[0, 1].plot(st["step"] * 0.030, st["cumulative_regret"] / 1e6, color=sty.colour(p, i), label=p,
+                      ls=["-", "--", "-.", ":"][i % 4])  # distinct dashes: coinciding runs stay visible
     ax[0, 1].set_xlabel("simulated time (s)")
-    ax[0, 1].set_ylabel("cumulative regret (million token-steps)")
+    ax[0, 1].set_ylabel("cumulative regret (10⁶ token-steps)")
     ax[0, 1].set_title(f"Cumulative regret, window starting at {w0:.0f} s")
     ax[0, 1].legend(loc="upper left", frameon=False)
     n = int(df["requests_total"].iloc[0])
-    sty.caption(fig, f"Regret = J_online - J* with J = sum over steps of (G max_g s_g - sum_g s_g); the optimum "
+    same = [f"{a} and {b}" for k, a in enumerate(order) for b in order[k + 1:]
+            if np.allclose(reg[reg["ov.variant"] == a].sort_values("ov.workload.start_s")["j_online"].to_numpy(),
+                           reg[reg["ov.variant"] == b].sort_values("ov.workload.start_s")["j_online"].to_numpy())]
+    twins = f" {'; '.join(same)} made the same assignments (equal J_online in every window)." if same else ""
+    sty.caption(fig, f"Regret = J_online - J* with J = sum over steps of (G max_g s_g - sum_g s_g); bar: the regret "
+                f"proven (against the best assignment found), whisker: up to the regret against the proven lower bound "
+                f"(mean over windows); right: against the best assignment. The optimum "
                 f"re-chooses only the workers (same admission steps), solved for {TIME_LIMIT[a.quick]:.0f} s per run "
                 f"({int(g['optimal'].sum())} of {int(g['windows'].sum())} proven optimal). Workload azure_conv_2023 "
-                f"(x4 rate, {n} requests per window, {int(g['windows'].max())} window(s)), G = 4, preset fixed.",
+                f"(x4 rate, {n} requests per window, {int(g['windows'].max())} window(s)), G = 4, preset fixed.{twins}",
                 width=130)
     tab = g.reset_index().rename(columns={"ov.variant": "policy"})
     return fig, tab
 
 
-def main(argv=None) -> int:
-    return sty.cli(NAME, __doc__, make, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = sty.entry_point(__name__, NAME, __doc__, make)  # python -m paper_figures.NAME [--quick] ...

@@ -17,6 +17,8 @@ from framework.errors import ConfigError
 from framework.policy import PolicyContext, make_policy
 from framework.runner import run_policy
 from framework.simulator import Simulator
+from framework.state import ClusterState
+from framework.view import ClusterView
 from framework.workload import Workload
 
 BASELINES = ["round_robin", "random", "jsq", "least_kv", "p2c", "vllm_legacy", "vllm",
@@ -36,6 +38,7 @@ class FakeView:
     loads: np.ndarray
     committed_tokens: np.ndarray
     kv_usage: np.ndarray
+    refreshed: bool = True  # a fresh view's counters are read at every decision
 
 
 def fv(G, ids=(0,), prompts=None, t=0.0, running=None, prefilling=None, queued=None, loads=None,
@@ -45,6 +48,28 @@ def fv(G, ids=(0,), prompts=None, t=0.0, running=None, prefilling=None, queued=N
     prompts = np.full(len(ids), 10, np.int64) if prompts is None else np.asarray(prompts, np.int64)
     return FakeView(t, ids, prompts, z(running), z(prefilling), z(queued), z(loads), z(committed),
                     np.zeros(G) if kv is None else np.asarray(kv, float))
+
+
+def sv(G, ids=(0,), prompts=None, t=0.0, running=None, prefilling=None, queued=None, loads=None,
+       committed=None, kv_used=None) -> ClusterView:
+    """A real view (what route() takes) of the same counters as fv, with an empty running table."""
+    z = lambda a: np.zeros(G, np.int64) if a is None else np.asarray(a, np.int64)  # noqa: E731
+    ids = np.asarray(ids, np.int64)
+    prompts = np.full(len(ids), 10, np.int64) if prompts is None else np.asarray(prompts, np.int64)
+    e = np.zeros(0, np.int64)
+    B, C = np.full(G, 64, np.int64), np.full(G, 10**6, np.int64)
+    return ClusterView(ClusterState(
+        step=round(t / 0.01), now_s=t, loads=z(loads), running=z(running), prefilling=z(prefilling),
+        queued=z(queued), committed_tokens=z(committed), kv_used=z(kv_used), max_running=B, kv_capacity=C,
+        free_slots=B.copy(), free_kv=C.copy(), waiting_ids=ids, waiting_arrival_s=np.full(len(ids), t),
+        waiting_prompt=prompts, running_ids=e, running_worker=e, running_prompt=e, running_decoded=e))
+
+
+def routed(policy, view) -> list[int]:
+    """The framework's call (route: the stale view when stale_s > 0), checked like choose."""
+    pl = policy.route(view)
+    np.testing.assert_array_equal(pl.requests, view.new_ids)
+    return pl.workers.tolist()
 
 
 def make(name, G, seed=0, **cfg):
@@ -156,12 +181,12 @@ def test_vllm_legacy_frontends_scan_from_fixed_offsets_with_own_increments():
 
 def test_vllm_legacy_stale_counts_and_optimistic_increment_until_publish():
     p = make("vllm_legacy", 4)  # stale_s = 0.1
-    assert choose(p, fv(4, t=0.0)) == [0]
+    assert routed(p, sv(4, t=0.0)) == [0]
     # loads change (worker 1 gets 10 running) but the front-end keeps its snapshot + local waiting
-    assert choose(p, fv(4, t=0.03, running=[0, 10, 0, 0], queued=[1, 0, 0, 0])) == [1]
-    assert choose(p, fv(4, t=0.06, running=[0, 10, 0, 0], queued=[1, 1, 0, 0])) == [2]
+    assert routed(p, sv(4, t=0.03, running=[0, 10, 0, 0], queued=[1, 0, 0, 0])) == [1]
+    assert routed(p, sv(4, t=0.06, running=[0, 10, 0, 0], queued=[1, 1, 0, 0])) == [2]
     # publish at t = 0.1 overwrites the increments: worker 0 looks empty again, 3 looks busy
-    assert choose(p, fv(4, t=0.1, running=[0, 0, 0, 9])) == [0]
+    assert routed(p, sv(4, t=0.1, running=[0, 0, 0, 9])) == [0]
     assert p.refreshes == 2
     np.testing.assert_array_equal(p.waiting[0], [1, 0, 0, 0])
 
@@ -196,14 +221,14 @@ def test_vllm_rotation_spreads_ties_that_legacy_sends_to_one_worker():
 
 def test_vllm_inflight_floor_beats_a_snapshot_that_missed_our_requests():
     p = make("vllm", 3, stale_s=0.1)
-    assert choose(p, fv(3, ids=[0, 1, 2], t=0.0)) == [0, 1, 2]
+    assert routed(p, sv(3, ids=[0, 1, 2], t=0.0)) == [0, 1, 2]
     p.on_complete(np.array([1, 2]), np.array([1, 2]))
     # the publish at 0.1 shows nothing anywhere (the engines have not reported request 0 yet);
     # inflight still holds it on worker 0: scores [1, 0, 0], start rotated back to 0 -> worker 1
-    assert choose(p, fv(3, ids=[3], t=0.1)) == [1]
+    assert routed(p, sv(3, ids=[3], t=0.1)) == [1]
     legacy = make("vllm_legacy", 3, stale_s=0.1)
-    choose(legacy, fv(3, ids=[0, 1, 2], t=0.0))
-    assert choose(legacy, fv(3, ids=[3], t=0.1)) == [0]
+    routed(legacy, sv(3, ids=[0, 1, 2], t=0.0))
+    assert routed(legacy, sv(3, ids=[3], t=0.1)) == [0]
 
 
 def test_vllm_kv_penalty_only_with_waiting_and_above_half_usage():
@@ -216,14 +241,15 @@ def test_vllm_kv_penalty_only_with_waiting_and_above_half_usage():
 
 
 class _CheckedVllm(Vllm):
-    """vllm that asserts, at every decision, its summed in-flight counters equal the true counts."""
+    """vllm that asserts, at every decision, its summed in-flight counters equal the true counts
+    (route gets the simulator's fresh view; decide sees the stale one)."""
 
     checks = 0
 
-    def decide(self, view):
+    def route(self, view):
         np.testing.assert_array_equal(self.inflight.sum(axis=0), worker_requests(view))
         type(self).checks += 1
-        return super().decide(view)
+        return super().route(view)
 
 
 @pytest.mark.parametrize("frontends", [1, 3])
@@ -263,15 +289,15 @@ def test_sglang_total_tokens_breaks_token_ties_by_requests_then_index():
 
 def test_sglang_reads_at_most_every_stale_s_since_the_last_read():
     p = make("sglang_total_requests", 3)  # stale_s = 0.02
-    assert choose(p, fv(3, t=0.0)) == [0]
+    assert routed(p, sv(3, t=0.0)) == [0]
     # 10 ms later: no read, the speculative +1 on worker 0 persists; worker 1's new load is unseen
-    assert choose(p, fv(3, t=0.01, running=[0, 5, 0], queued=[1, 0, 0])) == [1]
+    assert routed(p, sv(3, t=0.01, running=[0, 5, 0], queued=[1, 0, 0])) == [1]
     # 25 ms after the first read: fresh counts [1, 5, 0]
-    assert choose(p, fv(3, t=0.025, running=[0, 5, 0], queued=[1, 0, 0])) == [2]
+    assert routed(p, sv(3, t=0.025, running=[0, 5, 0], queued=[1, 0, 0])) == [2]
     # 15 ms after that read: none (a periodic 20 ms grid would have published at 0.04)
-    assert choose(p, fv(3, t=0.04, running=[0, 5, 9], queued=[1, 0, 0])) == [0]
+    assert routed(p, sv(3, t=0.04, running=[0, 5, 9], queued=[1, 0, 0])) == [0]
     assert p.refreshes == 2
-    assert choose(p, fv(3, t=0.05, running=[0, 5, 9], queued=[1, 0, 0])) == [0]
+    assert routed(p, sv(3, t=0.05, running=[0, 5, 9], queued=[1, 0, 0])) == [0]
     assert p.refreshes == 3
 
 
@@ -340,12 +366,12 @@ def test_fresh_sglang_total_requests_equals_jsq_with_first_tie_break():
 
 
 def test_simulator_reports_each_completion_once_with_its_worker():
-    calls: list[tuple[np.ndarray, np.ndarray]] = []
+    calls: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     class Recorder(Vllm):
-        def on_complete(self, request_ids, workers):
-            calls.append((request_ids.copy(), workers.copy()))
-            super().on_complete(request_ids, workers)
+        def on_complete(self, request_ids, workers, output_tokens):
+            calls.append((request_ids.copy(), workers.copy(), output_tokens.copy()))
+            super().on_complete(request_ids, workers, output_tokens)
 
     from algorithms.vllm import VllmConfig
 
@@ -356,6 +382,8 @@ def test_simulator_reports_each_completion_once_with_its_worker():
     wk = np.concatenate([c[1] for c in calls])
     assert sorted(ids.tolist()) == list(range(len(w)))  # every request exactly once
     np.testing.assert_array_equal(wk, res.req_worker[ids])
+    # the tokens each finished stream produced (after it finished: history, not foresight)
+    np.testing.assert_array_equal(np.concatenate([c[2] for c in calls]), w.output_tokens[ids])
     assert res.req_preemptions.sum() > 0  # preempted requests were not reported twice
 
 

@@ -24,8 +24,9 @@ class FakeSim:
     """
 
     def __init__(self, G, prompt, running=(), pool=(), *, B=8, C=10**9, free_slots=None,
-                 free_kv=None, committed=None, step=50, now_s=1.5):
+                 free_kv=None, committed=None, step=50, now_s=1.5, keys=None):
         self.G, self.step, self.now_s = G, step, now_s
+        self.keys = keys
         self.prompt = np.asarray(prompt, np.int64)
         self.arrival = np.linspace(0.0, 1.0, len(self.prompt))
         self.running = list(running)
@@ -42,7 +43,8 @@ class FakeSim:
     def view(self) -> ClusterView:
         return ClusterView(ClusterState.build(
             step=self.step, now_s=self.now_s, max_running=self.B, kv_capacity=self.C, prompt=self.prompt,
-            arrival_s=self.arrival, running=self.running, waiting=self.pool, reserved=self.reserved))
+            arrival_s=self.arrival, running=self.running, waiting=self.pool, reserved=self.reserved,
+            keys=self.keys))
 
 
 def context(G=2, training=None, outputs=None, seed=0) -> PolicyContext:
@@ -51,10 +53,10 @@ def context(G=2, training=None, outputs=None, seed=0) -> PolicyContext:
                          oracle_channel=None if outputs is None else OracleChannel(np.asarray(outputs)))
 
 
-def training(outputs, prompts=None) -> Workload:
+def training(outputs, prompts=None, keys=None) -> Workload:
     o = np.asarray(outputs)
     p = np.full(len(o), 100) if prompts is None else np.asarray(prompts)
-    return Workload("train", np.arange(len(o), dtype=float), p, o)
+    return Workload("train", np.arange(len(o), dtype=float), p, o, prompt_key=keys)
 
 
 # ids 0..2 running, 3..4 waiting
@@ -204,8 +206,9 @@ def test_every_classifier_returns_valid_survival(seed, H, name):
     prompt = rng.integers(1, 500, N)
     out = rng.integers(1, 30, N)
     running = [(i, int(rng.integers(0, 3)), int(rng.integers(0, out[i]))) for i in range(n_run)]
-    sim = FakeSim(3, prompt, running, np.arange(n_run, N))
-    ctx = context(G=3, training=training(rng.integers(1, 30, 50), rng.integers(1, 500, 50)), outputs=out)
+    sim = FakeSim(3, prompt, running, np.arange(n_run, N), keys=rng.integers(-1, 3, N))
+    ctx = context(G=3, training=training(rng.integers(1, 30, 50), rng.integers(1, 500, 50),
+                                         rng.integers(0, 3, 50)), outputs=out)
     params = {"empirical": {"prompt_bins": 3, "min_support": 3}, "flip_oracle": {"accuracy": 0.8},
               "noisy_oracle": {"noise_low": 0.5, "noise_high": 1.0}, "exact_match": {"match_support": 2}}
     c = make_classifier(name, ctx, **params.get(name, {}))
@@ -231,16 +234,22 @@ def test_survival_is_empirical_under_the_paper_name():
 
 
 def test_exact_match_uses_the_prompts_own_outputs_and_falls_back():
-    # prompt 50 seen 3 times with outputs 2, 2, 4; prompt 60 once (below match_support 2): pooled
-    tr = training([2, 2, 4, 10, 10, 10], [50, 50, 50, 60, 70, 70])
+    # key 7 seen 3 times with outputs 2, 2, 4; key 8 once (below match_support 2): pooled
+    tr = training([2, 2, 4, 10, 10, 10], keys=[7, 7, 7, 8, 9, 9])
     ctx = context(training=tr)
     c = make_classifier("exact_match", ctx, match_support=2, min_support=1)
-    v = FakeSim(2, PROMPT, RUNNING, [3, 4]).view()  # candidates 3 (prompt 50) and 4 (prompt 60)
+    keys = [-1, -1, -1, 7, 8]
+    v = FakeSim(2, PROMPT, RUNNING, [3, 4], keys=keys).view()  # candidates 3 (key 7) and 4 (key 8)
     q = c.survival(v, 3, np.array([3, 4])).candidates
-    # prompt 50: P(o > h) for h = 0..3 = 1, 1, 1/3, 1/3
+    # key 7: P(o > h) for h = 0..3 = 1, 1, 1/3, 1/3
     np.testing.assert_allclose(q[0], [1, 1, 1 / 3, 1 / 3])
-    # prompt 60: pooled over all 6: #{o > h}/6 = 6/6, 6/6, 4/6, 4/6
+    # key 8: pooled over all 6: #{o > h}/6 = 6/6, 6/6, 4/6, 4/6
     np.testing.assert_allclose(q[1], [1, 1, 4 / 6, 4 / 6])
+    # without keys (the shared traces) it is survival exactly, whatever the prompt lengths
+    v0 = FakeSim(2, PROMPT, RUNNING, [3, 4]).view()
+    surv = make_classifier("survival", ctx, min_support=1)
+    for a, b in zip(c.survival(v0, 3, np.array([3, 4])), surv.survival(v0, 3, np.array([3, 4]))):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_noisy_oracle_is_o_times_a_uniform_factor():
@@ -273,8 +282,10 @@ def test_expected_lifetime_is_the_sum_of_the_survival_curve(seed, H, name):
     prompt = rng.integers(1, 5, n)
     out = rng.integers(1, 30, n)
     running = [(i, int(rng.integers(0, 2)), int(rng.integers(0, out[i]))) for i in range(n)]
-    sim = FakeSim(2, prompt, running)
-    ctx = context(training=training(rng.integers(1, 30, 60), rng.integers(1, 5, 60)), outputs=out)
+    keys = rng.integers(-1, 4, n)  # some unknown (-1), the rest from 4 prompts the training split has
+    sim = FakeSim(2, prompt, running, keys=keys)
+    ctx = context(training=training(rng.integers(1, 30, 60), rng.integers(1, 5, 60), rng.integers(0, 4, 60)),
+                  outputs=out)
     params = {"empirical": {"prompt_bins": 2, "min_support": 3}, "exact_match": {"match_support": 2}}
     c = make_classifier(name, ctx, **params.get(name, {}))
     v = sim.view()

@@ -1,4 +1,4 @@
-"""The comparison command in its quick form: grid, aggregation, reuse of finished runs, policy labels."""
+"""The comparison command: experiment=compare sweeps, the table as a group-by of collect's rows, reuse, labels."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import compare
-from analysis.sweep import load_summaries, mean_spread
-from tests.test_workloads import needs_data  # skips when the shared traces are absent
+from analysis.sweep import mean_spread
 
 
 def test_mean_spread_by_hand():
@@ -18,73 +17,69 @@ def test_mean_spread_by_hand():
     assert out.loc["b", "x_std"] == 0.0 and out.loc["b", "runs"] == 1
 
 
-@needs_data
-def test_quick_compare_grid_writes_table_and_reuses_runs(tmp_path, capsys):
-    args = ["--quick", "--seeds", "2", "--jobs", "1", "--out", str(tmp_path),
-            "--policies", "round_robin,br0", "--settings", "conv/fixed"]
+def by_hand(rows: pd.DataFrame, metric: str, digits: int) -> dict[tuple[str, str], str]:
+    """mean ± sample std per (ov.setting, ov.variant or policy), with plain Python arithmetic."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for _, r in rows.iterrows():
+        variant = r["ov.variant"] if isinstance(r["ov.variant"], str) else f"{r['ov.policy']}[tie_break={r['ov.policy.tie_break']}]"
+        groups.setdefault((r["ov.setting"], variant), []).append(float(r[metric]))
+    out = {}
+    for k, xs in groups.items():
+        m = sum(xs) / len(xs)
+        sd = (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 if len(xs) > 1 else 0.0
+        out[k] = f"{m:.{digits}f} ± {sd:.{digits}f}"
+    return out
+
+
+def test_table_is_a_group_by_of_the_collected_sweep_and_stale_runs_rerun(tmp_path, capsys):
+    """burst/fixed needs no trace: 2 policies (a variant and a NAME[key=value] label) x 2 seeds."""
+    args = ["--quick", "--jobs", "2", "--out", str(tmp_path), "--policies", "round_robin,jsq[tie_break=first]",
+            "--settings", "burst/fixed"]
     compare.main(args)
+    err = capsys.readouterr().err
+    assert "4 runs (0 reused, 0 stale rerun)" in err
+    rows = pd.concat([pd.read_csv(tmp_path / "runs" / "collected.csv"),
+                      pd.read_csv(tmp_path / "runs-jsq_tie_break_first" / "collected.csv")], ignore_index=True)
+    assert len(rows) == 4 and set(rows["ov.seed"]) == {0, 1} and (rows["requests_total"] == 300).all()
+    assert rows.loc[rows["ov.seed"] == 0, "avg_dp_imbalance"].nunique() == 2  # the policies differ
     tab = pd.read_csv(tmp_path / "table.csv")
-    assert list(tab["policy"]) == ["round_robin", "br0"] and (tab["runs"] == 2).all()
-    runs = load_summaries(tmp_path / "runs")
-    assert len(runs) == 4 and set(runs["seed"]) == {0, 1}
-    # the two seeds simulate different windows of the trace
-    a = json.loads((tmp_path / "runs/conv__fixed/br0/seed0__max300/summary.json").read_text())
-    b = json.loads((tmp_path / "runs/conv__fixed/br0/seed1__max300/summary.json").read_text())
-    assert a["requests_total"] == b["requests_total"] == 300 and a["imbalance_tokens"] != b["imbalance_tokens"]
-    mtime = (tmp_path / "runs/conv__fixed/br0/seed0__max300/summary.json").stat().st_mtime_ns
-    compare.main(args)  # second call reuses every finished run
-    assert (tmp_path / "runs/conv__fixed/br0/seed0__max300/summary.json").stat().st_mtime_ns == mtime
+    assert list(tab["policy"]) == ["round_robin", "jsq[tie_break=first]"] and (tab["runs"] == 2).all()
+    assert (tab["setting"] == "burst/fixed").all()
+    for metric, digits in compare.DIGITS.items():
+        want = by_hand(rows, metric, digits)
+        for _, r in tab.iterrows():
+            assert r[metric] == want[("burst_fixed", r["policy"])], (metric, r["policy"])
+    # again: every run is reused
+    first = {f: f.stat().st_mtime_ns for f in tmp_path.rglob("summary.json")}
+    compare.main(args)
     assert "4 runs (4 reused, 0 stale rerun)" in capsys.readouterr().err
-
-
-def test_quick_and_full_runs_never_share_a_folder(tmp_path):
-    """Issue 9.1: a quick run used to sit in the full run's folder and be reused as if it were full."""
-    quick = compare.grid(True, 1, ["br0"], ["conv/fixed"])[0]
-    full = compare.grid(False, 1, ["br0"], ["conv/fixed"])[0]
-    dq = compare.run_dir_of(tmp_path, "conv/fixed", "br0", 0, quick=True)
-    df = compare.run_dir_of(tmp_path, "conv/fixed", "br0", 0, quick=False)
-    assert dq != df
-    from framework.config import config_hash
-
-    assert config_hash(compare._compose(quick[3])) != config_hash(compare._compose(full[3]))
-
-
-def test_reuse_checks_the_stored_config_not_the_folder_name(tmp_path):
-    """Issue 9.1: a finished run in the asked-for folder is reused only if its config is the one asked."""
-    small = ["workload=default", "workload.num_requests=200", "cluster.workers=4", "policy=round_robin",
-             "progress=false"]
-    d = tmp_path / "run"
-    compare._run_one(small, str(d))
-    stored = json.loads((d / "summary.json").read_text())
-    assert compare.reusable(d, small) == stored
-    # same folder, another config (e.g. the full form after a quick run): not reused
-    assert compare.reusable(d, [*small[:1], "workload.num_requests=300", *small[2:]]) is None
-    # a summary from before config hashes were stored is not trusted either
-    (d / "summary.json").write_text(json.dumps({k: v for k, v in stored.items() if k != "config_hash"}))
-    assert compare.reusable(d, small) is None
-
-
-def test_stale_run_is_rerun_by_main(tmp_path, capsys, monkeypatch):
-    """The full form finds a quick run's summary in its folder (as before the fix) and reruns it."""
-    monkeypatch.setitem(compare.SETTINGS, "tiny", ["workload=default", "workload.num_requests=200",
-                                                  "cluster.workers=4"])
-    monkeypatch.setattr(compare, "UNWINDOWED", {"tiny"})
-    args = ["--seeds", "1", "--jobs", "1", "--out", str(tmp_path), "--policies", "round_robin",
-            "--settings", "tiny"]
+    assert {f: f.stat().st_mtime_ns for f in tmp_path.rglob("summary.json")} == first
+    # a stored run whose config hash is not what its job composes now (another config under the same
+    # overrides, e.g. a preset edited since) is rerun, and only that one
+    f = sorted(first)[0]
+    f.write_text(json.dumps({**json.loads(f.read_text()), "config_hash": "0" * 16}))
     compare.main(args)
-    f = tmp_path / "runs/tiny/round_robin/seed0/summary.json"
-    s = json.loads(f.read_text())
-    s["config_hash"] = "0" * 16  # what a run made with other overrides would carry
-    f.write_text(json.dumps(s))
-    compare.main(args)
-    assert "1 runs (0 reused, 1 stale rerun)" in capsys.readouterr().err
+    assert "4 runs (3 reused, 1 stale rerun)" in capsys.readouterr().err
     assert json.loads(f.read_text())["config_hash"] != "0" * 16
+
+
+def test_quick_and_full_sweeps_differ_in_their_overrides(tmp_path):
+    """Issue 9.1: a quick run must never be taken for a full one; the quick grid says max_requests."""
+    (qd, quick, _), = compare.sweeps(tmp_path, True, 2, ["br0"], ["conv/fixed"])
+    (fd, full, _), = compare.sweeps(tmp_path, False, 3, ["br0"], ["conv/fixed"])
+    assert quick == ["setting=conv_fixed", "seed=0,1", "workload.max_requests=300", "variant=br0"]
+    assert full == ["setting=conv_fixed", "seed=0,1,2", "variant=br0"]
+    (_, custom, label), = compare.sweeps(tmp_path, False, 1, ["brh[horizon=4]"], ["burst/fixed"])
+    assert label == "brh[horizon=4]"
+    assert custom == ["setting=burst_fixed", "seed=0", "~hydra.sweeper.params.variant", "policy=brh",
+                      "policy.horizon=4"]
 
 
 @pytest.mark.parametrize("label,expected", [
     ("lp", ["policy=lp"]),
     ("bfio[time_limit_s=0.01]", ["policy=bfio", "policy.time_limit_s=0.01"]),
-    ("brh[oracle]", ["policy=brh", "policy.classifier=oracle"]),
+    ("brh[oracle]", ["variant=brh_oracle"]),  # a default label is its variant
+    ("brh[survival]", ["policy=brh", "policy.classifier=survival"]),
     ("brh[horizon=4,classifier=none]", ["policy=brh", "policy.horizon=4", "policy.classifier=none"]),
     ("_test_pool_first_fit", ["policy=_test_pool_first_fit"]),  # a user-registered policy (tests/_policies)
 ])
@@ -100,17 +95,6 @@ def test_all_adds_every_registered_policy():
     assert {"lp", "bfio"} <= set(labels)
     assert {p for p in available_policies() if not p.startswith("_")} <= {lab.split("[")[0] for lab in labels}
     assert compare.policy_labels("brh[horizon=4,gamma=0.5],br0") == ["brh[horizon=4,gamma=0.5]", "br0"]
-
-
-def test_user_registered_policy_runs_through_compare(tmp_path, monkeypatch, test_policies):
-    monkeypatch.setitem(compare.SETTINGS, "tiny", ["workload=default", "workload.num_requests=100",
-                                                  "cluster.workers=2"])
-    monkeypatch.setattr(compare, "UNWINDOWED", {"tiny"})
-    compare.main(["--seeds", "1", "--jobs", "1", "--out", str(tmp_path), "--policies",
-                  "_test_pool_first_fit", "--settings", "tiny"])
-    tab = pd.read_csv(tmp_path / "table.csv")
-    assert list(tab["policy"]) == ["_test_pool_first_fit"]
-    assert "inflated" in (tmp_path / "table.md").read_text()
 
 
 @pytest.mark.parametrize("label,needle", [("br9", "'br0'"), ("brh[horizn=3]", "'horizon'"),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from framework.cluster import ClusterConfig, CostConfig
-from framework.config import WorkloadConfig
+from framework.workloads import workload_config
 from framework.policy import available_policies
 from framework.runner import prepare_workload, run_policy
 
@@ -14,7 +14,7 @@ POLICIES = [p for p in available_policies() if not p.startswith("_")]
 
 
 def _run(policy: str, seed: int):
-    train, w = prepare_workload(WorkloadConfig(num_requests=160, rate_rps=80, arrival="gamma"), seed)
+    train, w = prepare_workload(workload_config(num_requests=160, rate_rps=80, arrival="gamma"), seed)
     cl = ClusterConfig(workers=4, max_running=8, kv_capacity_tokens=40000,
                        cost=CostConfig(c0=0.02, c_seq=1e-4, c_kv=2e-7, c_pf=2e-5))
     # bfio's MILP stops at a wall-clock limit, which no seed controls: give it room to finish
@@ -35,7 +35,7 @@ def test_same_seed_same_summary_and_placements(policy):
 @pytest.mark.parametrize("policy", ["random", "p2c"])
 def test_seed_changes_random_choices(policy):
     # same requests (the workload seed is pinned), different policy seed: different placements
-    train, w = prepare_workload(WorkloadConfig(num_requests=160, rate_rps=80, seed=0), 0)
+    train, w = prepare_workload(workload_config(num_requests=160, rate_rps=80, seed=0), 0)
     cl = ClusterConfig(workers=4)
     a = run_policy(policy, w, cl, 1, training=train).result.req_worker
     b = run_policy(policy, w, cl, 2, training=train).result.req_worker

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from framework.cluster import ClusterConfig
-from framework.config import WorkloadConfig
+from framework.workloads import workload_config
 from framework.errors import ConfigError
 from framework.runner import prepare_workload, run_policy
 from framework.workloads.generate import generate, hour_weights, load_lengths, rate_shape
@@ -16,7 +16,7 @@ O = np.array([1, 20, 300, 7])
 
 
 def read(path):
-    _, w = prepare_workload(WorkloadConfig(kind="trace", path=str(path), train_fraction=0.0), 0)
+    _, w = prepare_workload(workload_config(kind="trace", path=str(path), train_fraction=0.0), 0)
     return w
 
 

@@ -86,6 +86,9 @@ def test_cli_backend_live_writes_the_simulation_contract_and_rejects_bad_keys(tm
         s = json.loads((tmp_path / "run" / "summary.json").read_text())
         assert s["backend"] == "live" and s["requests_completed"] == s["requests_total"] == 30
         assert s["pinning_verified"] is True
+        # the same run fields as a simulated run (framework.runner.run_fields): what sweeps match on
+        assert s["workload_kind"] == "synthetic" and s["max_requests"] == 30 and len(s["config_hash"]) == 16
+        assert "git_commit" in s and "code_version" in s
         for f in ("steps.parquet", "requests.parquet", "tokens.parquet", ".hydra/config.yaml"):
             assert (tmp_path / "run" / f).exists()
         assert len(pd.read_parquet(tmp_path / "run" / "steps.parquet")) == 4 * s["steps"]

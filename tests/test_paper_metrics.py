@@ -1,4 +1,4 @@
-"""The papers' per-step imbalance means (analysis.metrics.paper_imbalance_metrics), worked by hand."""
+"""The papers' per-step imbalance means (framework.metrics.paper_imbalance_metrics), worked by hand."""
 from __future__ import annotations
 
 import math

@@ -39,3 +39,18 @@ def test_markdown_formats():
 
     md = markdown(pd.DataFrame({"a": [1234.5, 0.5], "b": [True, False]}, index=pd.Index(["x", "y"], name="p")))
     assert md.splitlines() == ["| p | a | b |", "|---|---|---|", "| x | 1,234 | true |", "| y | 0.5 | false |"]
+
+
+@pytest.mark.skipif(not (DATA / "sharegpt_8k_lengths_llama2_tokenizer.csv").is_file(), reason="no shared data")
+def test_exact_match_arm_falls_back_without_hashes_and_not_with_synthetic_repeats():
+    from analysis.paper_table import workload_config
+
+    pols = [("brh[survival]", {"name": "brh", "classifier": "survival"}),
+            ("brh[exact_match]", {"name": "brh", "classifier": "exact_match"})]
+    df, md, meta = paper_table(quick=True, policies=pols)
+    assert not meta["prompt_keys"] and "falls back to survival on every request" in md
+    assert df.loc["brh[survival]", "imbalance"] == df.loc["brh[exact_match]", "imbalance"]
+    wl = workload_config(True, repeat_share=0.5)
+    df2, md2, meta2 = paper_table(quick=True, policies=pols, workload=wl)
+    assert meta2["prompt_keys"] and "SYNTHETIC" in md2 and "falls back" not in md2
+    assert df2.loc["brh[survival]", "imbalance"] != df2.loc["brh[exact_match]", "imbalance"]

@@ -1,12 +1,11 @@
 """Workload sources: Azure 2023/2024 CSV (streamed), Mooncake jsonl, lengths tables, synthetic arrivals,
-presets (data folder, hash-checked download), Hydra presets, and the errors bad inputs give.
+and the errors bad input files give (configs: test_workload_configs.py; presets: test_workload_presets.py).
 
 Expected values are worked out by hand or by an independent pure-Python parse of the timestamps.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -18,10 +17,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from framework.config import WorkloadConfig
+from framework.workloads import WorkloadConfig, workload_config
 from framework.errors import ConfigError, TraceFormatError, UserError
 from framework.workload import split_train
-from framework.workloads import PRESETS, load_workload, presets
+from framework.workloads import load_workload, presets
 from framework.workloads.arrivals import arrival_times
 from framework.workloads.azure import read_azure_csv
 from framework.workloads.lengths import read_lengths_table, sample_rows
@@ -90,7 +89,7 @@ def oracle_window(ns: list[int], window: Window) -> np.ndarray:
 
 
 def trace_cfg(path: Path, **kw) -> WorkloadConfig:
-    return WorkloadConfig(name="t", kind="trace", path=str(path), **kw)
+    return workload_config(name="t", kind="trace", path=str(path), **kw)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -251,7 +250,7 @@ def test_empty_window(tmp_path):
 ])
 def test_real_2023_traces(preset, rows, minutes, sha, monkeypatch):
     monkeypatch.setenv("BALANCEROUTE_DATA", str(DATA))
-    w = load_workload(WorkloadConfig(name=preset, kind="trace", preset=preset), 0)
+    w = load_workload(workload_config(name=preset, kind="trace", preset=preset), 0)
     assert len(w) == rows
     assert w.arrival_s[0] == 0.0 and w.arrival_s[-1] / 60 == pytest.approx(minutes, abs=0.001)
     assert w.meta["found_in"] == "data_dir" and w.meta["sha256"] == sha
@@ -262,7 +261,7 @@ def test_real_2023_traces(preset, rows, minutes, sha, monkeypatch):
 @needs_data
 def test_real_conv_statistics(monkeypatch):
     monkeypatch.setenv("BALANCEROUTE_DATA", str(DATA))
-    w = load_workload(WorkloadConfig(kind="trace", preset="azure_conv_2023"), 0)
+    w = load_workload(workload_config(kind="trace", preset="azure_conv_2023"), 0)
     assert w.prompt_tokens.mean() == pytest.approx(1154.70, abs=0.01)
     assert np.median(w.prompt_tokens) == 1020 and np.median(w.output_tokens) == 129
 
@@ -273,7 +272,7 @@ def test_sharegpt_table_and_resampling(monkeypatch):
     p, o = read_lengths_table(DATA / "sharegpt_8k_lengths_llama2_tokenizer.csv")
     assert len(p) == len(o) == 30_731
     assert (p[0], o[0]) == (74, 918)
-    w = load_workload(WorkloadConfig(kind="lengths", preset="sharegpt", num_requests=5000, rate_rps=10.0), 3)
+    w = load_workload(workload_config(kind="lengths", preset="sharegpt", num_requests=5000, rate_rps=10.0), 3)
     table = set(zip(p.tolist(), o.tolist()))
     assert len(w) == 5000 and set(zip(w.prompt_tokens.tolist(), w.output_tokens.tolist())) <= table
     assert w.meta["arrival"] == "poisson"
@@ -340,7 +339,7 @@ def test_varying_rate_follows_the_sinusoid():
 
 
 def test_arrivals_and_lengths_are_seeded():
-    cfg = WorkloadConfig(arrival="gamma", num_requests=500)
+    cfg = workload_config(arrival="gamma", num_requests=500)
     a, b, c = load_workload(cfg, 7), load_workload(cfg, 7), load_workload(cfg, 8)
     np.testing.assert_array_equal(a.arrival_s, b.arrival_s)
     np.testing.assert_array_equal(a.prompt_tokens, b.prompt_tokens)
@@ -364,12 +363,12 @@ def test_synthetic_lengths_shape():
 
 
 def test_default_workload():
-    w = load_workload(WorkloadConfig(), 0)
+    w = load_workload(workload_config(), 0)
     assert w.name == "default" and len(w) == 3000 and w.arrival_s[0] == 0.0
     assert len(w) / w.arrival_s[-1] == pytest.approx(40.0, rel=0.1)
     # a window on generated arrivals counts from the process start
-    x = load_workload(WorkloadConfig(start_s=10.0, duration_s=20.0, rate_scale=4.0), 0)
-    full = load_workload(WorkloadConfig(), 0)
+    x = load_workload(workload_config(start_s=10.0, duration_s=20.0, rate_scale=4.0), 0)
+    full = load_workload(workload_config(), 0)
     t_proc = full.arrival_s + full.meta["trace_offset_s"]
     keep = (t_proc >= 10.0) & (t_proc < 30.0)
     np.testing.assert_array_equal(x.prompt_tokens, full.prompt_tokens[keep])
@@ -385,7 +384,7 @@ def test_mooncake_reader(tmp_path):
             {"timestamp": 1250, "input_length": 12, "output_length": 4, "hash_ids": []},
             {"timestamp": 1500, "input_length": 13, "output_length": 5, "hash_ids": []}]
     f = write(tmp_path, "m.jsonl", "\n".join(json.dumps(r) for r in recs) + "\n\n")
-    w = load_workload(WorkloadConfig(kind="mooncake", path=str(f), rate_scale=0.5), 0)
+    w = load_workload(workload_config(kind="mooncake", path=str(f), rate_scale=0.5), 0)
     np.testing.assert_allclose(w.arrival_s, [0.0, 0.5, 1.0, 1.0])
     assert w.prompt_tokens.tolist() == [10, 12, 11, 13]  # stable: 11 before 13 (equal times)
     assert w.meta["sorted_by_loader"] is True
@@ -475,206 +474,5 @@ def test_unsorted_file_is_sorted_stably_and_noted(tmp_path, caplog):
     assert r.prompt.tolist() == [5] and r.meta["sorted_by_loader"] is False
 
 
-# ---------------------------------------------------------------------------------------------------
-# configuration errors
-
-@pytest.mark.parametrize("kw,pattern", [
-    (dict(kind="traces"), r"workload.kind='traces'.*Did you mean 'trace'"),
-    (dict(rate_scale=0.0), r"workload.rate_scale=0.0"),
-    (dict(start_s=-1.0), r"workload.start_s=-1.0"),
-    (dict(duration_s=0.0), r"workload.duration_s=0.0"),
-    (dict(max_requests=0), r"workload.max_requests=0"),
-    (dict(train_fraction=1.0), r"workload.train_fraction=1.0"),
-    (dict(arrival="bursty"), r"workload.arrival='bursty'"),
-    (dict(rate_rps=-2.0), r"workload.rate_rps=-2.0"),
-    (dict(arrival="gamma", burst_cv=0.0), r"workload.burst_cv=0.0"),
-    (dict(arrival="varying", rate_amplitude=1.5), r"workload.rate_amplitude=1.5"),
-    (dict(num_requests=0), r"workload.num_requests=0"),
-    (dict(path="x.csv"), r"kind=synthetic reads no file"),
-    (dict(kind="trace"), r"needs a file: set workload.path"),
-    (dict(kind="trace", preset="azure_conv_2032"), r"preset='azure_conv_2032'.*Did you mean .*'azure_conv_2023'"),
-    (dict(kind="lengths", preset="azure_conv_2023"), r"is a 'trace' source but workload.kind='lengths'"),
-])
-def test_config_errors(kw, pattern):
-    with pytest.raises(ConfigError, match=pattern):
-        load_workload(WorkloadConfig(**kw), 0)
-
-
-# ---------------------------------------------------------------------------------------------------
-# presets: data folder, cache and download (file:// addresses: no network)
-
-@pytest.fixture
-def isolated_presets(tmp_path, monkeypatch):
-    """No data folder, an empty cache; presets may be pointed at local files."""
-    data = tmp_path / "data"
-    data.mkdir()
-    monkeypatch.setattr(presets, "data_dirs", lambda: [data])
-    monkeypatch.setenv("BALANCEROUTE_CACHE", str(tmp_path / "cache"))
-    return data
-
-
-def _point_preset(monkeypatch, name: str, src: Path, sha256: str | None) -> None:
-    monkeypatch.setitem(PRESETS, name, dataclasses.replace(PRESETS[name], url=src.as_uri(), sha256=sha256))
-
-
-def test_preset_from_data_folder_2024(tmp_path, isolated_presets):
-    text, ns, p, _ = azure_2024_text(500, seed=4)
-    (isolated_presets / "AzureLLMInferenceTrace_code_1week.csv").write_text(text)
-    cfg = WorkloadConfig(kind="trace", preset="azure_code_2024", max_requests=100, train_fraction=0.0)
-    w = load_workload(cfg, 0)
-    assert w.prompt_tokens.tolist() == p[:101].tolist() and w.meta["found_in"] == "data_dir"
-    good = hashlib.sha256(text.encode()).hexdigest()
-    assert load_workload(dataclasses.replace(cfg, sha256=good), 0).meta["sha256"] == good
-    with pytest.raises(TraceFormatError, match=rf"sha256 of .* is {good}, expected 0+"):
-        load_workload(dataclasses.replace(cfg, sha256="0" * 64), 0)
-
-
-def test_preset_download_checks_hash_and_caches(tmp_path, isolated_presets, monkeypatch):
-    text, ns, p, _ = azure_2024_text(200, seed=5)
-    src = write(tmp_path, "published.csv", text)
-    good = hashlib.sha256(text.encode()).hexdigest()
-    _point_preset(monkeypatch, "azure_conv_2024", src, good)
-    cfg = WorkloadConfig(kind="trace", preset="azure_conv_2024")
-    w = load_workload(cfg, 0)
-    cached = tmp_path / "cache" / "AzureLLMInferenceTrace_conv_1week.csv"
-    assert w.source == str(cached) and cached.read_text() == text and w.meta["found_in"] == "cache"
-    assert w.prompt_tokens.tolist() == p.tolist()
-    src.unlink()  # second load comes from the cache, no download
-    assert len(load_workload(cfg, 0)) == 200
-
-
-def test_preset_download_hash_mismatch(tmp_path, isolated_presets, monkeypatch):
-    src = write(tmp_path, "published.csv", HEADER + GOOD)
-    _point_preset(monkeypatch, "azure_conv_2023", src, "ab" * 32)
-    with pytest.raises(TraceFormatError, match=r"does not have the expected sha256.*workload.sha256"):
-        load_workload(WorkloadConfig(kind="trace", preset="azure_conv_2023"), 0)
-    assert not (tmp_path / "cache" / "AzureLLMInferenceTrace_conv.csv").exists()
-    # a user-pinned hash overrides the preset's
-    good = hashlib.sha256((HEADER + GOOD).encode()).hexdigest()
-    w = load_workload(WorkloadConfig(kind="trace", preset="azure_conv_2023", sha256=good), 0)
-    assert len(w) == 1
-
-
-def test_preset_unknown_hash_logs_computed_hash(tmp_path, isolated_presets, monkeypatch, caplog):
-    src = write(tmp_path, "published.csv", HEADER + GOOD)
-    _point_preset(monkeypatch, "azure_code_2024", src, None)
-    with caplog.at_level(logging.WARNING, logger="balanceroute.workloads"):
-        load_workload(WorkloadConfig(kind="trace", preset="azure_code_2024"), 0)
-    assert hashlib.sha256((HEADER + GOOD).encode()).hexdigest() in caplog.text
-
-
-def test_preset_unreachable(tmp_path, isolated_presets, monkeypatch):
-    _point_preset(monkeypatch, "sharegpt", tmp_path / "gone.csv", PRESETS["sharegpt"].sha256)
-    with pytest.raises(TraceFormatError, match=r"preset 'sharegpt'.*not in the data folders.*BALANCEROUTE_DATA"
-                                               r".*workload.path"):
-        load_workload(WorkloadConfig(kind="lengths", preset="sharegpt"), 0)
-
-
-def test_wrong_file_in_data_folder_fails_hash(isolated_presets):
-    (isolated_presets / "AzureLLMInferenceTrace_code.csv").write_text(HEADER + GOOD)
-    with pytest.raises(TraceFormatError, match=r"sha256 of .*expected 54e9a6d2"):
-        load_workload(WorkloadConfig(kind="trace", preset="azure_code_2023"), 0)
-
-
-def test_data_dirs_env_first(tmp_path, monkeypatch):
-    monkeypatch.setenv("BALANCEROUTE_DATA", str(tmp_path))
-    assert presets.data_dirs()[0] == tmp_path
-
-
 def test_errors_are_user_errors():
     assert issubclass(TraceFormatError, UserError) and issubclass(ConfigError, UserError)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Hydra presets (conf/workload/*.yaml) against the WorkloadConfig schema
-
-CONF = REPO / "conf"
-YAMLS = sorted(p.stem for p in (CONF / "workload").glob("*.yaml"))
-
-
-def _compose(conf_dir: Path, overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from framework.config import register_configs
-    register_configs()
-    with initialize_config_dir(version_base=None, config_dir=str(conf_dir)):
-        return OmegaConf.to_object(compose(overrides=overrides).workload)
-
-
-def test_expected_presets_exist():
-    assert set(YAMLS) >= {"default", "trace", "azure_conv_2023", "azure_code_2023", "azure_conv_2024",
-                          "azure_code_2024", "mooncake", "sharegpt"}
-
-
-@pytest.mark.parametrize("name", YAMLS)
-def test_yaml_presets_compose(name):
-    text = (CONF / "workload" / f"{name}.yaml").read_text()
-    assert text.startswith("defaults:\n  - /schema/workload/workload@_here_\n  - _self_\n")
-    cfg = _compose(CONF, [f"+workload={name}"])
-    assert isinstance(cfg, WorkloadConfig) and cfg.name == name
-    if cfg.preset:
-        assert cfg.preset == name and PRESETS[name].kind == cfg.kind
-    if name in ("trace", "mooncake"):
-        with pytest.raises(ConfigError, match="workload.path"):
-            load_workload(cfg, 0)
-
-
-def test_yaml_typo_is_rejected(tmp_path):
-    (tmp_path / "workload").mkdir()
-    (tmp_path / "workload" / "typo.yaml").write_text("defaults:\n  - /schema/workload/workload@_here_\n  - _self_\n"
-                                                     "name: typo\nrate_scal: 2.0\n")
-    with pytest.raises(Exception, match="rate_scal"):
-        _compose(tmp_path, ["+workload=typo"])
-
-
-@needs_data
-def test_yaml_presets_load(monkeypatch):
-    monkeypatch.setenv("BALANCEROUTE_DATA", str(DATA))
-    assert len(load_workload(_compose(CONF, ["+workload=azure_code_2023", "workload.max_requests=50"]), 0)) == 57
-    w = load_workload(_compose(CONF, ["+workload=sharegpt", "workload.num_requests=100"]), 0)
-    assert len(w) == 100 and w.name == "sharegpt"
-
-
-# ---------------------------------------------------------------------------------------------------
-# backlogged arrivals and output-length filters (the papers' saturated regime)
-
-def test_backlog_puts_every_request_at_zero_and_keeps_the_same_lengths():
-    a = load_workload(WorkloadConfig(kind="synthetic", arrival="backlog", num_requests=50), 3)
-    b = load_workload(WorkloadConfig(kind="synthetic", arrival="poisson", num_requests=50), 3)
-    assert (a.arrival_s == 0).all() and (b.arrival_s > 0).any()
-    np.testing.assert_array_equal(a.prompt_tokens, b.prompt_tokens)  # independent streams
-    assert (arrival_times("backlog", 4, 1.0, np.random.default_rng(0)) == 0).all()
-
-
-def test_output_filter_on_a_trace_counts_kept_rows_against_the_cap(tmp_path):
-    text = HEADER + "".join(f"2023-11-16 18:15:{i:02d}.0000000,{10 + i},{o}\n"
-                            for i, o in enumerate([5, 1500, 20, 1200, 999, 1001, 3000, 7]))
-    path = write(tmp_path, "f.csv", text)
-    w = load_workload(trace_cfg(path, min_output_tokens=1000, max_output_tokens=2000, train_fraction=0), 0)
-    assert w.output_tokens.tolist() == [1500, 1200, 1001]
-    assert w.prompt_tokens.tolist() == [11, 13, 15]
-    w = load_workload(trace_cfg(path, min_output_tokens=1000, max_output_tokens=2000, max_requests=1,
-                                train_fraction=0), 0)
-    # the row cap (row_cap(1, 0) = 2) counts filtered rows, not file rows (the first 2 hold only one)
-    assert w.output_tokens.tolist() == [1500, 1200]
-
-
-def test_output_filter_on_lengths_and_synthetic(tmp_path):
-    path = write(tmp_path, "l.csv", "num_prefill_tokens,num_decode_tokens\n"
-                 + "".join(f"{i + 1},{i * 10 + 1}\n" for i in range(100)))
-    w = load_workload(WorkloadConfig(kind="lengths", path=str(path), num_requests=300, min_output_tokens=500,
-                                     max_output_tokens=700, arrival="backlog"), 0)
-    assert w.output_tokens.min() >= 500 and w.output_tokens.max() <= 700 and len(w) == 300
-    assert set(w.output_tokens.tolist()) == {i * 10 + 1 for i in range(50, 70)}  # every kept row used
-    s = load_workload(WorkloadConfig(kind="synthetic", num_requests=200, min_output_tokens=300), 0)
-    assert len(s) == 200 and s.output_tokens.min() >= 300
-
-
-@pytest.mark.parametrize("kw,key", [({"min_output_tokens": 0}, "min_output_tokens"),
-                                    ({"max_output_tokens": -3}, "max_output_tokens"),
-                                    ({"min_output_tokens": 10, "max_output_tokens": 5}, "min_output_tokens"),
-                                    ({"arrival": "backlogged"}, "arrival")])
-def test_filter_and_arrival_typos_are_config_errors(kw, key):
-    with pytest.raises(ConfigError, match=key):
-        load_workload(WorkloadConfig(kind="synthetic", num_requests=10, **kw), 0)

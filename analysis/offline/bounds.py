@@ -1,4 +1,4 @@
-"""Window lower bounds on E* = min over assignments of sum_k max_g s_g(k) (see analysis.offline_optimum).
+"""Window lower bounds on E* = min over assignments of sum_k max_g s_g(k) (see analysis.offline.solve).
 
 The per-step bounds c_k (offline_search.step_bounds) ignore that assignments are sticky: a request that
 leaves worker g at step k opens a hole on g that only a request starting near k can fill. A window

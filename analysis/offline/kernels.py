@@ -7,8 +7,9 @@ holding the top two (``tops``: rows v1, i1, v2, i2, v3), so the change of max_g 
 or swapping requests is O(1) per step. The searched quantity is E(w) = sum_k max_g s_g(k); the objective
 is J = G * E - sum_k S_k and S_k does not depend on w, so deltas of E are deltas of J / G.
 
-Why the helpers are written out inline in the hot loops: calling a jitted function that takes arrays
-inside a per-step loop costs reference counting on every call (docs/offline_optimum.md).
+Why the per-step helper (max_other) is compiled with ``inline="always"``: calling a jitted function that
+takes arrays inside a per-step loop costs reference counting on every call (docs/offline_optimum.md);
+numba's IR inlining removes the call, so the helper is written once.
 """
 from __future__ import annotations
 
@@ -72,6 +73,17 @@ def move_request(i, g, a, p, o, w, s, tops):
     refresh_tops(s, a[i], a[i] + o[i], tops)
 
 
+@nb.njit(cache=True, inline="always")
+def max_other(tops, k, ga, gb):
+    """The largest load at step k over the workers other than ga and gb, from the top-3 cache (a worker
+    outside the pair holds one of the top three)."""
+    if tops[I1, k] != ga and tops[I1, k] != gb:
+        return tops[V1, k]
+    if tops[I2, k] != ga and tops[I2, k] != gb:
+        return tops[V2, k]
+    return tops[V3, k]
+
+
 @nb.njit(cache=True)
 def move_delta(i, g, a, p, o, w, s, tops):
     """Change of E when request i moves from w[i] to g (g != w[i])."""
@@ -79,12 +91,7 @@ def move_delta(i, g, a, p, o, w, s, tops):
     d = 0
     for k in range(a[i], a[i] + o[i]):
         l = p[i] + k - a[i]
-        if tops[I1, k] != g0 and tops[I1, k] != g:
-            nm = tops[V1, k]
-        elif tops[I2, k] != g0 and tops[I2, k] != g:
-            nm = tops[V2, k]
-        else:
-            nm = tops[V3, k]
+        nm = max_other(tops, k, g0, g)
         r0 = s[k, g0] - l
         if r0 > nm:
             nm = r0
@@ -114,12 +121,7 @@ def swap_delta(i, j, a, p, o, w, s, tops):
         lj = cj + k if (k >= aj and k < ej) else 0
         n1 = s[k, g1] - li + lj
         n2 = s[k, g2] - lj + li
-        if tops[I1, k] != g1 and tops[I1, k] != g2:
-            nm = tops[V1, k]
-        elif tops[I2, k] != g1 and tops[I2, k] != g2:
-            nm = tops[V2, k]
-        else:
-            nm = tops[V3, k]
+        nm = max_other(tops, k, g1, g2)
         if n1 > nm:
             nm = n1
         if n2 > nm:

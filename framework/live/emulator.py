@@ -231,12 +231,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-running", type=int, default=None)
     ap.add_argument("--kv-capacity", type=int, default=None)
     a = ap.parse_args(argv)
-    from framework.errors import UserError
+    from framework.errors import UserError, report
 
     try:
         cluster = load_cluster(a.cluster)
     except UserError as e:
-        ap.exit(2, f"emulator: error: {e}\n")
+        ap.exit(report("emulator", e))
     for k in ("c0", "c_seq", "c_kv", "c_pf", "c_sync"):
         if getattr(a, k) is not None:
             setattr(cluster.cost, k, getattr(a, k))

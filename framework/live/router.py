@@ -217,7 +217,7 @@ class LiveRouter:
         if self.policy.family != DISPATCH and not (view.free_slots > 0).any():
             return
         t0 = time.perf_counter_ns()
-        pl = self.policy.decide(view)
+        pl = self.policy.route(view)
         self.decision_ns.append(time.perf_counter_ns() - t0)
         reqs, wrks = check_placements(pl, view, st, self.policy)
         up = self.health.up_ranks
@@ -302,7 +302,7 @@ class LiveRouter:
                         ptr = j
                     if self.finished_since and callable(hook):
                         ids = np.asarray(self.finished_since, np.int64)
-                        hook(ids, st.worker[ids])
+                        hook(ids, st.worker[ids], st.decoded[ids].copy())
                     self.finished_since = []
                     if ptr == N and st.finished:
                         break

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import resource
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -132,20 +131,13 @@ def run_live_from_config(cfg, run_dir: Path) -> dict:
     """The CLI's backend=live branch: compose-time config -> run folder (framework.cli.run_from_config)."""
     from omegaconf import OmegaConf
 
-    from framework.config import WorkloadConfig
     from framework.results import write_parquet_atomic, write_run
-    from framework.runner import prepare_workload
+    from framework.runner import run_fields, run_inputs
 
-    t0 = time.perf_counter()
+    inp = run_inputs(cfg)
     backend: LiveBackendConfig = OmegaConf.to_object(cfg.backend)
-    wcfg: WorkloadConfig = OmegaConf.to_object(cfg.workload)
-    ccfg: ClusterConfig = OmegaConf.to_object(cfg.cluster)
-    train, workload = prepare_workload(wcfg, int(cfg.seed))
-    out = run_live(backend, cfg.policy, workload, ccfg, int(cfg.seed), training=train)
-    summary = dict(out.summary)
-    summary["cluster"] = ccfg.name
-    summary["train_requests"] = 0 if train is None else len(train)
-    summary["wall_s"] = time.perf_counter() - t0
+    out = run_live(backend, cfg.policy, inp.workload, inp.cluster, int(cfg.seed), training=inp.train)
+    summary = {**out.summary, **run_fields(cfg, inp)}
     if backend.record_tokens:
         write_parquet_atomic(Path(run_dir) / "tokens.parquet", out.tokens)
     write_run(run_dir, summary, out.steps, out.requests)

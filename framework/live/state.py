@@ -30,6 +30,7 @@ class LiveState:
         self.G = G = int(cluster.workers)
         self.prompt = workload.prompt_tokens
         self.arrival = workload.arrival_s
+        self.key = workload.prompt_key  # the client's prompt keys, when it knows them (else None)
         self.max_tokens = workload.output_tokens  # what is asked for (max_tokens); never shown to policies
         self.B = np.full(G, int(cluster.max_running), np.int64)
         self.C = np.full(G, int(cluster.kv_capacity_tokens), np.int64)
@@ -184,7 +185,9 @@ class LiveState:
             kv_capacity=self.C.copy(), free_slots=free_slots, free_kv=free_kv, waiting_ids=pool.copy(),
             waiting_arrival_s=self.arrival[pool], waiting_prompt=self.prompt[pool], running_ids=ids,
             running_worker=self.worker[ids], running_prompt=self.prompt[ids],
-            running_decoded=self.decoded[ids].astype(np.int64))
+            running_decoded=self.decoded[ids].astype(np.int64),
+            waiting_key=None if self.key is None else self.key[pool],
+            running_key=None if self.key is None else self.key[ids])
 
     def view(self, tick: int, now_s: float, down: np.ndarray) -> ClusterView:
         """The same ClusterView policies read in simulation, over this accounting."""

@@ -1,6 +1,7 @@
 """Reader for the Azure LLM inference traces (2023 and 2024 formats), streamed in chunks.
 
-Both formats have the columns TIMESTAMP, ContextTokens, GeneratedTokens. 2023 timestamps are naive with 7
+Both formats have the columns TIMESTAMP, ContextTokens, GeneratedTokens; a file may add a prompt-hash
+column (prompt_hash, hash, hash_ids or prompt_key; framework.workloads.keys), read as the prompt key. 2023 timestamps are naive with 7
 fractional digits; 2024 ones carry a ``+00:00`` offset and a varying number of fractional digits, and the
 2024 week-long files hold 16-27 million rows (0.7-1.1 GB). The file is read in byte chunks (pyarrow's
 streaming CSV reader), timestamps are parsed vectorised by Arrow's ISO-8601 parser, and reading stops as
@@ -24,6 +25,7 @@ import pyarrow as pa
 from framework.errors import TraceFormatError
 from framework.workloads.csvio import (DEFAULT_BLOCK_BYTES, cast_prefix, match_columns, physical_line,
                                        positive_ints, read_header, require_file, stream_columns)
+from framework.workloads.keys import hash_column, keys_of_strings
 from framework.workloads.window import Rows, Window
 
 log = logging.getLogger("balanceroute.workloads")
@@ -69,11 +71,14 @@ def _bad_timestamp(path: Path, arr: pa.Array, index: int, row_offset: int, typ: 
 
 
 def read_azure_csv(path: str | Path, window: Window = Window(), *,
-                   block_size: int = DEFAULT_BLOCK_BYTES) -> Rows:
+                   block_size: int = DEFAULT_BLOCK_BYTES, key_column: str | None = None) -> Rows:
     """Rows of an Azure trace inside ``window`` (t in seconds since the file's first timestamp)."""
     path = require_file(path, "trace")
     header = read_header(path)
     cols = match_columns(header, COLUMNS, path)
+    key_col = hash_column(header, key_column, repr(str(path)))
+    if key_col is not None:
+        cols["prompt keys"] = key_col
     try:
         return _read_sorted(path, header, cols, window, block_size)
     except _Unsorted as u:
@@ -86,22 +91,25 @@ def _read_sorted(path: Path, header: list[str], cols: dict[str, str], window: Wi
     meta: dict = {}
     parts = list(iter_sorted(path, header, cols, window, block_size, meta))
     t, p, o = (_cat([c[i] for c in parts], dt) for i, dt in enumerate((np.float64, np.int64, np.int64)))
-    return Rows(t, p, o, meta)
+    key = _cat([c[3] for c in parts], np.int64) if cols.get("prompt keys") else None
+    return Rows(t, p, o, meta, key)
 
 
 def iter_sorted(path: Path, header: list[str], cols: dict[str, str], window: Window, block_size: int,
-                meta: dict) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The window's rows as (t_s, prompt, output) per chunk read; ``meta`` is filled when it ends.
+                meta: dict) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """The window's rows as (t_s, prompt, output, prompt key or None) per chunk read; ``meta`` is
+    filled when it ends.
 
     Raises _Unsorted at the first row that goes back in time before reading could stop (the rows
     yielded before it are sorted; a caller that cannot take them back must fail, see stream.py).
     """
     c_ts, c_p, c_o = cols["timestamps"], cols["prompt lengths"], cols["output lengths"]
+    c_k = cols.get("prompt keys")
     typ: pa.DataType | None = None
     t0: int | None = None
     prev: int | None = None
     n_kept, rows_read, last_rel, stopped = 0, 0, 0.0, False
-    for off, chunk in stream_columns(path, header, [c_ts, c_p, c_o], block_size):
+    for off, chunk in stream_columns(path, header, [c_ts, c_p, c_o] + ([c_k] if c_k else []), block_size):
         ts = chunk[c_ts]
         if len(ts) == 0:
             continue
@@ -132,7 +140,8 @@ def iter_sorted(path: Path, header: list[str], cols: dict[str, str], window: Win
         p = positive_ints(chunk[c_p].slice(0, upto), c_p, path, off)
         o = positive_ints(chunk[c_o].slice(0, upto), c_o, path, off)
         if i_hi > i_lo:
-            yield rel[i_lo:i_hi], p[i_lo:i_hi], o[i_lo:i_hi]
+            yield (rel[i_lo:i_hi], p[i_lo:i_hi], o[i_lo:i_hi],
+                   _keys(chunk[c_k].slice(i_lo, i_hi - i_lo)) if c_k else None)
             n_kept += i_hi - i_lo
         rows_read = off + upto
         if upto:
@@ -166,9 +175,10 @@ def _read_unsorted(path: Path, header: list[str], cols: dict[str, str], window: 
         m = int(ns.min())
         tmin = m if tmin is None else min(tmin, m)
     assert typ is not None and tmin is not None  # the sorted pass saw rows
-    kept_t, kept_p, kept_o = [], [], []
+    c_k = cols.get("prompt keys")
+    kept_t, kept_p, kept_o, kept_k = [], [], [], []
     rows_read, span = 0, 0.0
-    for off, chunk in stream_columns(path, header, [c_ts, c_p, c_o], block_size):
+    for off, chunk in stream_columns(path, header, [c_ts, c_p, c_o] + ([c_k] if c_k else []), block_size):
         if len(chunk[c_ts]) == 0:
             continue
         ns, _ = _timestamps_ns(chunk[c_ts], typ)
@@ -179,6 +189,8 @@ def _read_unsorted(path: Path, header: list[str], cols: dict[str, str], window: 
         kept_t.append(rel[keep])
         kept_p.append(p[keep])
         kept_o.append(o[keep])
+        if c_k:
+            kept_k.append(_keys(chunk[c_k])[keep])
         rows_read = off + len(ns)
         span = max(span, float(rel.max()))
     t, p, o = _cat(kept_t, np.float64), _cat(kept_p, np.int64), _cat(kept_o, np.int64)
@@ -187,7 +199,13 @@ def _read_unsorted(path: Path, header: list[str], cols: dict[str, str], window: 
         order = order[: window.cap]
     meta = _meta(path, typ, tmin, rows_read, len(order), False, span, sorted_by_loader=True)
     meta["first_unsorted_line"] = line
-    return Rows(t[order], p[order], o[order], meta)
+    key = _cat(kept_k, np.int64)[order] if c_k else None
+    return Rows(t[order], p[order], o[order], meta, key)
+
+
+def _keys(arr: pa.Array) -> np.ndarray:
+    """Prompt keys of a hash column's values (strings as read)."""
+    return keys_of_strings(arr.to_numpy(zero_copy_only=False))
 
 
 def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framework.errors import ConfigError, UserError
+from framework.errors import ConfigError, UserError, report
 from framework.results import write_atomic
 
 START = np.datetime64("2024-05-12T00:00:00", "ns")
@@ -144,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         info = generate(a.out, a.rows, days=a.days, lengths=load_lengths(a.lengths), seed=a.seed,
                         diurnal=a.diurnal, weekend=a.weekend)
     except UserError as e:
-        print(f"generate: error: {e}", file=sys.stderr)
-        return 2
+        return report("generate", e)
     import json
 
     print(json.dumps(info))

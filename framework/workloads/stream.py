@@ -17,11 +17,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from framework.config import WorkloadConfig
+from framework.workloads.config import WorkloadConfig
 from framework.errors import ConfigError, TraceFormatError
 from framework.workload import Chunk, Workload, WorkloadStream
 from framework.workloads.azure import COLUMNS, _Unsorted, iter_sorted
 from framework.workloads.csvio import DEFAULT_BLOCK_BYTES, match_columns, physical_line, read_header, require_file
+from framework.workloads.keys import hash_column
 from framework.workloads.window import Window, row_cap
 
 STREAM_MIN_BYTES = 64 << 20
@@ -61,26 +62,34 @@ def open_stream(cfg: WorkloadConfig, chunk_rows: int = CHUNK_ROWS,
     path = require_file(path, "trace")
     header = read_header(path)
     cols = match_columns(header, COLUMNS, path)
+    key_col = hash_column(header, cfg.prompt_key_column, repr(str(path)))
+    if key_col is not None:
+        cols["prompt keys"] = key_col
     end = cfg.start_s + cfg.duration_s if cfg.duration_s is not None else math.inf
     cap = row_cap(cfg.max_requests, cfg.train_fraction)
     filtered = cfg.min_output_tokens is not None or cfg.max_output_tokens is not None
     window = Window(float(cfg.start_s), float(end), None if filtered else cap)
-    meta: dict = {"kind": cfg.kind, "preset": cfg.preset, "streamed": True, **found}
+    meta: dict = {"kind": cfg.kind, "preset": cfg.preset, "streamed": True,
+                  "prompt_keys": "none" if key_col is None else "hash column", **found}
+    Part = tuple[np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"]
 
-    def rows() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def cut(part: Part, sl: slice) -> Part:
+        return tuple(None if x is None else x[sl] for x in part)  # type: ignore[return-value]
+
+    def rows() -> Iterator[Part]:
         """The window's rows after the output filter and the row cap, in file order."""
         kept = 0
         it = iter_sorted(path, header, cols, window, block_size, meta)
         try:
-            for t, p, o in it:
-                keep = output_filter(cfg, o)
+            for part in it:
+                keep = output_filter(cfg, part[2])
                 if keep is not None:
-                    t, p, o = t[keep], p[keep], o[keep]
+                    part = cut(part, keep)
                 if cap is not None and filtered:
-                    t, p, o = t[:cap - kept], p[:cap - kept], o[:cap - kept]
-                kept += len(t)
-                if len(t):
-                    yield t, p, o
+                    part = cut(part, slice(0, cap - kept))
+                kept += len(part[0])
+                if len(part[0]):
+                    yield part
                 if cap is not None and filtered and kept >= cap:
                     return
         except _Unsorted as u:
@@ -89,7 +98,7 @@ def open_stream(cfg: WorkloadConfig, chunk_rows: int = CHUNK_ROWS,
                 "a sorted file. Sort it by TIMESTAMP, or run with stream=false (read into memory and "
                 "sorted).") from None
 
-    n_rows = sum(len(t) for t, _, _ in rows()) if cfg.train_fraction > 0 else None
+    n_rows = sum(len(part[0]) for part in rows()) if cfg.train_fraction > 0 else None
     n_train = int(n_rows * cfg.train_fraction) if n_rows is not None else 0
     if n_rows is not None and n_train >= n_rows:
         raise TraceFormatError("workload.train_fraction leaves no request to simulate; lower it.")
@@ -97,29 +106,29 @@ def open_stream(cfg: WorkloadConfig, chunk_rows: int = CHUNK_ROWS,
     if total is not None and cfg.max_requests is not None:
         total = min(total, cfg.max_requests)
 
-    def simulated(head: list | None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def simulated(head: list | None) -> Iterator[Part]:
         """Arrivals as the in-memory path computes them: (t - t_first) / rate_scale, re-based by the
         split; the first n_train rows go to ``head`` (when given) instead."""
         t_first, a_first, seen, sent = None, None, 0, 0
-        for t, p, o in rows():
+        for t, p, o, k in rows():
             if t_first is None:
                 t_first = t[0]
-            a = (t - t_first) / cfg.rate_scale
+            part: Part = ((t - t_first) / cfg.rate_scale, p, o, k)
             if seen < n_train:
-                cut = min(n_train - seen, len(a))
+                m = min(n_train - seen, len(t))
                 if head is not None:
-                    head.append((a[:cut], p[:cut], o[:cut]))
-                a, p, o = a[cut:], p[cut:], o[cut:]
-                seen += cut
-                if not len(a):
+                    head.append(cut(part, slice(0, m)))
+                part = cut(part, slice(m, None))
+                seen += m
+                if not len(part[0]):
                     continue
             if n_train:
-                a_first = a[0] if a_first is None else a_first
-                a = a - a_first
+                a_first = part[0][0] if a_first is None else a_first
+                part = (part[0] - a_first, *part[1:])
             if cfg.max_requests is not None:
-                a, p, o = a[:cfg.max_requests - sent], p[:cfg.max_requests - sent], o[:cfg.max_requests - sent]
-            sent += len(a)
-            yield a, p, o
+                part = cut(part, slice(0, cfg.max_requests - sent))
+            sent += len(part[0])
+            yield part
             if cfg.max_requests is not None and sent >= cfg.max_requests:
                 return
 
@@ -127,21 +136,25 @@ def open_stream(cfg: WorkloadConfig, chunk_rows: int = CHUNK_ROWS,
     if n_train:  # the head is history for classifiers, read now; the simulated rows stream in each pass
         head: list = []
         next(simulated(head))
-        t, p, o = (np.concatenate([x[i] for x in head]) for i in range(3))
-        train = Workload(cfg.name + ":train", t, p, o, str(path), dict(meta))
+        t, p, o, k = _cat(head)
+        train = Workload(cfg.name + ":train", t, p, o, str(path), dict(meta), k)
     return train, WorkloadStream(cfg.name, lambda: _rechunk(simulated(None), chunk_rows), source=str(path),
-                                 meta=meta, total=total)
+                                 meta=meta, total=total, has_keys=key_col is not None)
 
 
-def _rechunk(parts: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]], rows: int) -> Iterator[Chunk]:
+def _cat(parts: list) -> tuple:
+    return tuple(None if parts[0][i] is None else np.concatenate([x[i] for x in parts]) for i in range(4))
+
+
+def _rechunk(parts: Iterator[tuple], rows: int) -> Iterator[Chunk]:
     """Gather the reader's ~25k-row blocks into chunks of about ``rows`` requests."""
-    buf: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    buf: list[tuple] = []
     n = 0
     for part in parts:
         buf.append(part)
         n += len(part[0])
         if n >= rows:
-            yield Chunk(*(np.concatenate([b[i] for b in buf]) for i in range(3)))
+            yield Chunk(*_cat(buf))
             buf, n = [], 0
     if buf:
-        yield Chunk(*(np.concatenate([b[i] for b in buf]) for i in range(3)))
+        yield Chunk(*_cat(buf))

@@ -32,6 +32,7 @@ class Rows:
     prompt: np.ndarray
     output: np.ndarray
     meta: dict = field(default_factory=dict)
+    key: np.ndarray | None = None  # prompt keys (framework.workloads.keys), None when the source has none
 
     def __len__(self) -> int:
         return len(self.t_s)
@@ -66,7 +67,7 @@ def sort_if_needed(t: np.ndarray, *cols: np.ndarray, meta: dict, where: str) -> 
 
 
 def select(t: np.ndarray, prompt: np.ndarray, output: np.ndarray, window: Window, meta: dict,
-           where: str, origin: float | None = None) -> Rows:
+           where: str, origin: float | None = None, key: np.ndarray | None = None) -> Rows:
     """Apply the window and cap to in-memory rows in any order.
 
     Times are taken relative to ``origin`` (default: the earliest timestamp, as for a trace file;
@@ -75,10 +76,11 @@ def select(t: np.ndarray, prompt: np.ndarray, output: np.ndarray, window: Window
     t = np.asarray(t, dtype=np.float64)
     if len(t):
         t = t - (t.min() if origin is None else origin)
-    t, prompt, output = sort_if_needed(t, prompt, output, meta=meta, where=where)
+    k = np.full(len(t), -1, np.int64) if key is None else np.asarray(key, np.int64)
+    t, prompt, output, k = sort_if_needed(t, prompt, output, k, meta=meta, where=where)
     lo = int(np.searchsorted(t, window.start_s, side="left"))
     hi = int(np.searchsorted(t, window.end_s, side="left"))
     if window.cap is not None:
         hi = min(hi, lo + window.cap)
     meta.update(rows_total=int(len(t)), span_total_s=float(t[-1]) if len(t) else 0.0)
-    return Rows(t[lo:hi], prompt[lo:hi], output[lo:hi], meta)
+    return Rows(t[lo:hi], prompt[lo:hi], output[lo:hi], meta, None if key is None else k[lo:hi])

@@ -61,11 +61,16 @@ class ResumeSweeper(BasicSweeper):
         jobs = [job for batch in self.split_arguments(parser.parse_overrides(params), None) for job in batch]
         sweep_dir = Path(self.config.hydra.sweep.dir)
         done = st.complete_runs(sweep_dir)
-        todo = [j for j in jobs if not self._reusable(done.get(st.run_identity(j)), j)]
-        st.write_state(sweep_dir, jobs, len(jobs) - len(todo))
+        todo, stale = [], 0
+        for j in jobs:
+            stored = done.get(st.run_identity(j))
+            if not self._reusable(stored, j):
+                todo.append(j)
+                stale += stored is not None  # complete, but made with another config: rerun
+        st.write_state(sweep_dir, jobs, len(jobs) - len(todo), stale)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         log.info(f"sweep: {len(jobs)} runs, {len(jobs) - len(todo)} already complete in {sweep_dir}, "
-                 f"{len(todo)} to run")
+                 f"{len(todo)} to run ({stale} of them stale: stored with another config)")
         self.overrides = list(self.split_overrides_to_chunks(todo, self.max_batch_size)) if todo else []
         returns, failed = [], []
         idx = 0

@@ -57,11 +57,12 @@ def complete_runs(sweep_dir: Path) -> dict[frozenset[str], Path]:
     return out
 
 
-def write_state(sweep_dir: Path, jobs: list[list[str]], done: int) -> None:
-    """Record the grid and the start of this session, for the progress callback and for collect."""
+def write_state(sweep_dir: Path, jobs: list[list[str]], done: int, stale: int = 0) -> None:
+    """Record the grid and the start of this session, for the progress callback and for collect
+    (``stale_at_start``: complete runs of the grid stored with another config, rerun)."""
     root = Path(sweep_dir)
     root.mkdir(parents=True, exist_ok=True)
-    state = {"total": len(jobs), "done_at_start": done, "started": time.time(),
+    state = {"total": len(jobs), "done_at_start": done, "stale_at_start": stale, "started": time.time(),
              "jobs": [sorted(run_identity(j)) for j in jobs]}
     tmp = root / f".{STATE_FILE}.{os.getpid()}.partial"
     tmp.write_text(json.dumps(state, indent=1) + "\n")
