@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from framework.state import ClusterState
+from framework.state import RUNNING_FIELDS, ClusterState
 
 
 def _ro(a: np.ndarray) -> np.ndarray:
@@ -206,8 +206,7 @@ class PeriodicSnapshot:
 
 # What a stale view serves from its snapshot: every counter the engines report (per worker) and the
 # running-request table they describe. Everything else is the router's own knowledge, served fresh.
-STALE_FIELDS = ("loads", "running", "prefilling", "queued", "committed_tokens", "kv_used",
-                "running_ids", "running_worker", "running_prompt", "running_decoded")
+STALE_FIELDS = ("loads", "running", "prefilling", "queued", "committed_tokens", "kv_used") + RUNNING_FIELDS
 
 
 class StaleView:
@@ -217,7 +216,8 @@ class StaleView:
     front-end learns the engines' loads from periodic reports, but it knows what it sent itself, so:
 
     stale (the snapshot, refreshed per ``PeriodicSnapshot``): loads s_g, running n_g, prefilling, kv_used
-      (hence kv_usage) and the running-request table (ids, worker, prompt, decoded so far).
+      (hence kv_usage) and the running-request table (every RUNNING_FIELDS column: ids, worker, prompt,
+      decoded so far, prompt key).
     stale + local: queued and committed_tokens, to which each placement since the snapshot adds one
       request and its prompt tokens (a placement enters the worker's local queue, DISPATCH and POOL
       alike), so requests + tokens per worker = what was reported + what was sent since.

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from framework.cluster import ClusterConfig, CostConfig
-from framework.config import WorkloadConfig
+from framework.workloads.config import workload_config
 from framework.errors import ConfigError
 from framework.runner import prepare_workload, run_policy
 from framework.workload import Workload
@@ -54,11 +54,13 @@ def test_waiting_stays_at_w_while_requests_remain(policy):
 
 
 def test_config_and_loader():
-    cfg = WorkloadConfig(arrival="closed_loop", closed_loop_waiting=16, num_requests=50, train_fraction=0)
+    cfg = workload_config("synthetic", arrival="closed_loop", closed_loop_waiting=16, num_requests=50,
+                          train_fraction=0)
     _, w = prepare_workload(cfg, 0)
     assert w.closed_loop_waiting == 16 and len(w) == 50 and w.meta["closed_loop_waiting"] == 16
-    _, open_loop = prepare_workload(WorkloadConfig(arrival="backlog", num_requests=50, train_fraction=0), 0)
+    _, open_loop = prepare_workload(workload_config("synthetic", arrival="backlog", num_requests=50,
+                                                    train_fraction=0), 0)
     assert open_loop.closed_loop_waiting == 0
     np.testing.assert_array_equal(w.output_tokens, open_loop.output_tokens)  # same requests
     with pytest.raises(ConfigError, match="closed_loop_waiting"):
-        prepare_workload(WorkloadConfig(arrival="closed_loop", num_requests=5), 0)
+        workload_config("synthetic", arrival="closed_loop", num_requests=5)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from framework.cluster import ClusterConfig, CostConfig
-from framework.config import WorkloadConfig
+from framework.workloads.config import workload_config
 from framework.errors import ConfigError, TraceFormatError
 from framework.policy import PolicyContext, make_policy
 from framework.oracle import OracleChannel
@@ -95,8 +95,8 @@ def trace(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("train,cap,low", [(0.0, None, None), (0.1, None, None), (0.1, 2000, None),
                                            (0.0, None, 30)])
 def test_streamed_trace_gives_the_in_memory_requests(trace, train, cap, low):
-    cfg = WorkloadConfig(kind="trace", path=str(trace), train_fraction=train, max_requests=cap,
-                         min_output_tokens=low, rate_scale=3.0)
+    cfg = workload_config("trace", path=str(trace), train_fraction=train, max_requests=cap,
+                          min_output_tokens=low, rate_scale=3.0)
     cl = ClusterConfig(workers=4, max_running=16, kv_capacity_tokens=60000, cost=CostConfig(c0=0.03))
     tr_mem, mem = prepare_workload(cfg, 0)
     tr_str, stream = open_stream(cfg, chunk_rows=700, block_size=1 << 14)
@@ -109,11 +109,11 @@ def test_streamed_trace_gives_the_in_memory_requests(trace, train, cap, low):
 
 
 def test_stream_choice(trace):
-    cfg = WorkloadConfig(kind="trace", path=str(trace))
+    cfg = workload_config("trace", path=str(trace))
     assert not should_stream(cfg, "auto")  # a small file is read into memory
     assert should_stream(cfg, "true") and not should_stream(cfg, "false")
     with pytest.raises(ConfigError, match="stream=true"):
-        should_stream(WorkloadConfig(), "true")
+        should_stream(workload_config("synthetic"), "true")
     with pytest.raises(ConfigError, match="stream='sometimes'"):
         should_stream(cfg, "sometimes")
 
@@ -122,7 +122,7 @@ def test_a_streamed_unsorted_file_names_the_line(tmp_path):
     path = tmp_path / "u.csv"
     rows = [f"2024-05-12 00:00:{s:02d}+00:00,10,5" for s in (1, 2, 3, 2)]
     path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "\n".join(rows) + "\n")
-    _, stream = open_stream(WorkloadConfig(kind="trace", path=str(path), train_fraction=0))
+    _, stream = open_stream(workload_config("trace", path=str(path), train_fraction=0))
     with pytest.raises(TraceFormatError, match="line 5 .*stream=false"):
         run_policy("least_kv", stream, ClusterConfig(workers=2), 0)
 
