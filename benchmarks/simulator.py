@@ -11,8 +11,11 @@ backlogged  1,500 ShareGPT requests at t = 0, G = 8, B = 32, c0 = 3.3875 ms, c_k
 overhead    G = 16, least_kv: backlogged (20,000 ShareGPT requests at t = 0) and arrival-driven (Poisson
             at 2 req/s, so most steps have no arrival); reports microseconds per step overall and for
             the compiled core alone (the run's wall time less the time spent in decisions).
-Figures are best of --repeat runs (one untimed warm-up first, so numba's compile is not counted). Pin
-to one core with taskset; say how loaded the machine was.
+Figures are best of --repeat runs (one untimed warm-up first, so numba's compile is not counted):
+sim_s (wall), run_cpu_s (this thread's CPU time for the run and its summary: the figure to compare on
+a shared machine), us_per_step, core_us_per_step (wall less the decisions, per step), and per decision
+decision_overhead_us (snapshot, view, placement check) beside policy_us_per_decision. Pin to one core
+with taskset; say how loaded the machine was. Measurements: docs/simulator.md.
 """
 from __future__ import annotations
 

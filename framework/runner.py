@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from framework.metrics import (decision_metrics, imbalance_from_accumulators, imbalance_metrics,
