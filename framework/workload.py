@@ -102,8 +102,7 @@ class Chunk:
 class WorkloadStream:
     """A workload read chunk by chunk (``chunks()`` starts a fresh pass); requests are never all in memory.
 
-    ``total`` is the request count when the source knows it (progress bar), else None; ``has_keys``
-    whether chunks carry prompt keys (all of them or none).
+    ``total`` is the request count when the source knows it (progress bar), else None.
     """
 
     name: str
@@ -112,7 +111,6 @@ class WorkloadStream:
     meta: dict = field(default_factory=dict)
     total: int | None = None
     closed_loop_waiting: int = 0
-    has_keys: bool = False
 
 
 def iter_chunks(workload: "Workload | WorkloadStream") -> Iterator[Chunk]:

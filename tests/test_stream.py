@@ -13,10 +13,11 @@ import pytest
 from framework.cluster import ClusterConfig, CostConfig
 from framework.workloads.config import workload_config
 from framework.errors import ConfigError, TraceFormatError
-from framework.policy import PolicyContext, make_policy
+from framework.policy import DISPATCH, Policy, PolicyContext, make_policy
 from framework.oracle import OracleChannel
 from framework.runner import prepare_workload, run_policy
 from framework.simulator import Simulator
+from framework.view import Placements
 from framework.workload import Chunk, Workload, WorkloadStream
 from framework.workloads.generate import generate
 from framework.workloads.stream import open_stream, should_stream
@@ -138,3 +139,33 @@ def test_week_benchmark_quick_form(tmp_path):
     assert run["requests"] == 5000 and run["steps"] > 0 and run["peak_rss_mb"] > 0 and run["user_cpu_s"] > 0
     assert res["rows"] / (res["days"] * 86400) == pytest.approx(27.3e6 / (7 * 86400))  # the week's rate
     assert (tmp_path / "week").is_dir()  # the generated file lives in the cache, not the repo
+
+
+class _RecordKeys(Policy):
+    """Dispatch round robin, remembering the prompt key the view showed for every request."""
+
+    family = DISPATCH
+    name = "_keys"
+
+    def __init__(self, config, context):
+        super().__init__(config, context)
+        self.seen: dict[int, int] = {}
+
+    def decide(self, view):
+        self.seen.update(zip(view.waiting_ids.tolist(), view.waiting_key.tolist()))
+        return Placements.of(view.waiting_ids, view.waiting_ids % self.G)
+
+
+def test_prompt_keys_reach_the_view_through_the_stream(tmp_path):
+    path = tmp_path / "k.csv"
+    rows = [f"2024-05-12 00:00:{i // 10:02d}.{i % 10}+00:00,{10 + i % 7},{1 + i % 5},h{i % 13}" for i in range(300)]
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens,prompt_hash\n" + "\n".join(rows) + "\n")
+    cfg = workload_config("trace", path=str(path), train_fraction=0)
+    cl = ClusterConfig(workers=2)
+    seen = []
+    for w in (prepare_workload(cfg, 0)[1], open_stream(cfg, chunk_rows=40, block_size=1 << 10)[1]):
+        pol = _RecordKeys(None, PolicyContext.for_cluster(cl, 0))
+        Simulator(w, cl, pol).run()
+        seen.append(pol.seen)
+    assert seen[0] == seen[1] and len(seen[0]) == 300
+    assert len(set(seen[0].values())) == 13 and min(seen[0].values()) >= 0  # 13 distinct prompts, all keyed

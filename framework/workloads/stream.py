@@ -139,7 +139,7 @@ def open_stream(cfg: WorkloadConfig, chunk_rows: int = CHUNK_ROWS,
         t, p, o, k = _cat(head)
         train = Workload(cfg.name + ":train", t, p, o, str(path), dict(meta), k)
     return train, WorkloadStream(cfg.name, lambda: _rechunk(simulated(None), chunk_rows), source=str(path),
-                                 meta=meta, total=total, has_keys=key_col is not None)
+                                 meta=meta, total=total)
 
 
 def _cat(parts: list) -> tuple:
