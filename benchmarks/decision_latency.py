@@ -119,8 +119,8 @@ def run(args: argparse.Namespace) -> dict:
     G, N = args.workers, args.waiting
     rng = np.random.default_rng(args.seed)
     # the oracle channel is refreshed per state (same object)
-    oracle_o = np.ones(G * args.max_running + N, np.int64)
-    channel = OracleChannel(oracle_o)
+    current = {"o": np.ones(G * args.max_running + N, np.int64)}
+    channel = OracleChannel(lookup=lambda ids: current["o"][ids])
     ctx = PolicyContext(workers=G, max_running=np.full(G, args.max_running, np.int64),
                         kv_capacity=np.full(G, args.kv_capacity, np.int64), seed=args.seed,
                         training=train, oracle_channel=channel)
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> dict:
     for k in range(total):
         state, o = draw_state(rng, prompts, outputs, G=G, B=args.max_running, C=args.kv_capacity,
                               waiting=N, step=k, now_s=0.03 * k, key_mod=args.prompt_keys)
-        channel._o = o  # same channel object the oracle components hold
+        current["o"] = o  # same channel object the oracle components hold
         # the states are independent and reuse request ids, so each gets a fresh policy: per-request
         # memory (hold counters) carried across unrelated states would force placements unsolved
         policy = make_policy(cfg, ctx)

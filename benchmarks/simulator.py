@@ -11,8 +11,11 @@ backlogged  1,500 ShareGPT requests at t = 0, G = 8, B = 32, c0 = 3.3875 ms, c_k
 overhead    G = 16, least_kv: backlogged (20,000 ShareGPT requests at t = 0) and arrival-driven (Poisson
             at 2 req/s, so most steps have no arrival); reports microseconds per step overall and for
             the compiled core alone (the run's wall time less the time spent in decisions).
-Figures are best of --repeat runs (one untimed warm-up first, so numba's compile is not counted). Pin
-to one core with taskset; say how loaded the machine was.
+Figures are best of --repeat runs (one untimed warm-up first, so numba's compile is not counted):
+sim_s (wall), run_cpu_s (this thread's CPU time for the run and its summary: the figure to compare on
+a shared machine), us_per_step, core_us_per_step (wall less the decisions, per step), and per decision
+decision_overhead_us (snapshot, view, placement check) beside policy_us_per_decision. Pin to one core
+with taskset; say how loaded the machine was. Measurements: docs/simulator.md.
 """
 from __future__ import annotations
 
@@ -31,7 +34,9 @@ def _best(run, repeat: int):
     run()  # warm-up: numba compile, caches
     best = None
     for _ in range(max(1, repeat)):
+        c0 = time.thread_time()
         out = run()
+        out.cpu_s = time.thread_time() - c0  # this thread's CPU time: run and summary (the machine is shared)
         if best is None or out.result.wall_s < best.result.wall_s:
             best = out
     return best
@@ -42,7 +47,9 @@ def _figures(out) -> dict:
     dec = float(getattr(r, "extra", {}).get("decide_wall_s", float("nan")))
     return {"requests": len(out.workload), "steps": r.steps, "request_steps": r.request_steps,
             "decisions": int(len(r.decision_ns)), "sim_s": round(r.wall_s, 4),
-            "us_per_step": round(1e6 * r.wall_s / r.steps, 3),
+            "run_cpu_s": round(out.cpu_s, 4), "us_per_step": round(1e6 * r.wall_s / r.steps, 3),
+            "decision_overhead_us": round(1e6 * (dec - r.decision_ns.sum() / 1e9) / max(len(r.decision_ns), 1), 2),
+            "policy_us_per_decision": round(r.decision_ns.sum() / 1e3 / max(len(r.decision_ns), 1), 2),
             "core_us_per_step": round(1e6 * (r.wall_s - dec) / r.steps, 3),
             "request_steps_per_s": round(r.request_steps / r.wall_s),
             "avg_dp_imbalance": round(out.summary["avg_dp_imbalance"], 5)}

@@ -38,6 +38,9 @@ class RunConfig:
     record: str = field(default="auto", metadata={
         "help": "auto | full | steps | sampled | summary: what is kept of the steps (docs/simulator.md)"})
     record_every: int = field(default=100, metadata={"help": "record=sampled: keep every K-th step"})
+    stream: str = field(default="auto", metadata={
+        "help": "auto | true | false: feed a trace file to the simulator chunk by chunk (auto: files over "
+                "64 MiB without workload.max_requests), so a week-long trace is never all in memory"})
     debug: bool = field(default=False, metadata={"help": "show tracebacks on errors"})
     backend: Any = field(default_factory=lambda: {"name": "sim"}, metadata={
         "help": "sim (simulate) | live (a real deployment: framework/live, docs/live.md)"})
@@ -57,7 +60,7 @@ def register_configs() -> None:
 
 
 # keys that change how a run reports, never what it computes: left out of the config hash
-_NOT_HASHED = ("progress", "debug", "check_invariants")
+_NOT_HASHED = ("progress", "debug", "check_invariants", "stream")  # stream: same requests either way
 
 
 def check_keys(cfg: DictConfig) -> None:

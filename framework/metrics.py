@@ -65,18 +65,32 @@ def _pct(x: np.ndarray, q: float) -> float:
     return float(np.percentile(x, q)) if len(x) else float("nan")
 
 
-def latency_metrics(arrival_s: np.ndarray, first_token_s: np.ndarray, finish_s: np.ndarray,
-                    output_tokens: np.ndarray) -> dict[str, float]:
-    """TTFT, TPOT percentiles and token throughput over completed requests."""
+def latency_samples(arrival_s: np.ndarray, first_token_s: np.ndarray, finish_s: np.ndarray,
+                    output_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """TTFT of every completed request and TPOT of those with more than one output token (id order)."""
     done = np.isfinite(finish_s)
     ttft = first_token_s[done] - arrival_s[done]
     multi = done & (output_tokens > 1)
     tpot = (finish_s[multi] - first_token_s[multi]) / (output_tokens[multi] - 1)
+    return ttft, tpot
+
+
+def latency_metrics(arrival_s: np.ndarray, first_token_s: np.ndarray, finish_s: np.ndarray,
+                    output_tokens: np.ndarray) -> dict[str, float]:
+    """TTFT, TPOT percentiles and token throughput over completed requests."""
+    done = np.isfinite(finish_s)
+    ttft, tpot = latency_samples(arrival_s, first_token_s, finish_s, output_tokens)
     span = (np.nanmax(finish_s) - arrival_s.min()) if done.any() else 0.0
+    return latency_from_samples(ttft, tpot, output_tokens[done].sum(), span)
+
+
+def latency_from_samples(ttft: np.ndarray, tpot: np.ndarray, tokens_done: np.integer,
+                         span: float) -> dict[str, float]:
+    """The figures of ``latency_metrics`` from its samples (what a streamed run keeps per request)."""
     return {
         "ttft_p50_s": _pct(ttft, 50), "ttft_p99_s": _pct(ttft, 99), "ttft_mean_s": float(ttft.mean()) if len(ttft) else float("nan"),
         "tpot_p50_s": _pct(tpot, 50), "tpot_p99_s": _pct(tpot, 99),
-        "throughput_tokens_per_s": float(output_tokens[done].sum() / span) if span > 0 else float("nan"),
+        "throughput_tokens_per_s": float(tokens_done / span) if span > 0 else float("nan"),
         "makespan_s": float(span),
     }
 

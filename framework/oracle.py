@@ -5,18 +5,26 @@ is not marked ``is_oracle = True`` and records every grant, so a run's summary s
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
 class OracleChannel:
     """Read access to the true output length of any request (hindsight information)."""
 
-    def __init__(self, output_tokens: np.ndarray) -> None:
-        self._o = np.asarray(output_tokens, dtype=np.int64)
-        self._o.flags.writeable = False
+    def __init__(self, output_tokens: np.ndarray | None = None,
+                 lookup: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        """From every request's output length, or (a streamed run) a lookup of requests in flight."""
+        if output_tokens is not None:
+            o = np.asarray(output_tokens, dtype=np.int64)
+            o.flags.writeable = False
+            lookup = o.__getitem__
+        assert lookup is not None, "OracleChannel needs output_tokens or a lookup"
+        self._lookup = lookup
 
     def output_tokens(self, request_ids: np.ndarray) -> np.ndarray:
-        return self._o[np.asarray(request_ids, dtype=np.int64)]
+        return self._lookup(np.asarray(request_ids, dtype=np.int64))
 
     def remaining_steps(self, request_ids: np.ndarray, decoded: np.ndarray) -> np.ndarray:
         """Steps each request still runs, counting the current one (o_i - decoded_i)."""

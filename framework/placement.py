@@ -32,15 +32,24 @@ def waiting_positions(waiting_ids: np.ndarray, req: np.ndarray) -> np.ndarray:
     return np.where(W[pos_c] == req, pos_c, -1)
 
 
-def validate_placements(placements: Any, state: ClusterState, *, family: str,
-                        policy: str) -> tuple[np.ndarray, np.ndarray]:
-    """Check a decision against ``state``; return its (requests, workers) as int64 arrays."""
+def placement_arrays(placements: Any, state: ClusterState, policy: str) -> tuple[np.ndarray, np.ndarray]:
+    """A decision's (requests, workers) as int64 arrays, or a PlacementError if it is not of that form."""
     try:
-        req = np.asarray(placements[0], dtype=np.int64).reshape(-1)
-        wrk = np.asarray(placements[1], dtype=np.int64).reshape(-1)
+        return (np.asarray(placements[0], dtype=np.int64).reshape(-1),
+                np.asarray(placements[1], dtype=np.int64).reshape(-1))
     except (TypeError, ValueError, IndexError) as e:
         raise PlacementError(f"Policy {policy!r} at step {state.step} returned {type(placements).__name__}, "
                              "not Placements(requests, workers) of integer arrays.") from e
+
+
+def validate_placements(placements: Any, state: ClusterState, *, family: str,
+                        policy: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check a decision against ``state``; return its (requests, workers) as int64 arrays.
+
+    The simulator runs the same rules compiled (framework.simdecide.place_checked) and calls this only
+    to word the error when they fail.
+    """
+    req, wrk = placement_arrays(placements, state, policy)
     where = f"Policy {policy!r} at step {state.step} (t={state.now_s:.3f}s)"
     W = state.waiting_ids
     if len(req) != len(wrk):

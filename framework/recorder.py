@@ -27,18 +27,26 @@ FULL_ROW_BYTES = 64  # eight 8-byte columns per (step, worker) row in steps.parq
 CHUNK_ROWS = 1 << 15
 
 
-def estimate_steps(span_s: float, step_s: float, tail_steps: float) -> int:
-    """Rough step count: the arrival span at the fastest step time, plus a drain tail of steps."""
-    return int(max(span_s, 0.0) / max(step_s, 1e-12) + tail_steps)
+def estimate_steps(span_s: float, step_s: float, tail_steps: float, work_steps: float = 0.0) -> int:
+    """Rough step count: the arrival span at the fastest step time (or, for a backlog or closed loop,
+    ``work_steps``: output tokens over the cluster's slots, if longer), plus a drain tail of steps."""
+    return int(max(max(span_s, 0.0) / max(step_s, 1e-12), work_steps) + tail_steps)
 
 
-def resolve_mode(mode: str, *, est_steps: int, workers: int, out=None) -> str:
-    """Check ``mode``; for auto pick full or steps by the estimated size, telling the user."""
+def resolve_mode(mode: str, *, est_steps: int | None, workers: int, out=None) -> str:
+    """Check ``mode``; for auto pick full or steps by the estimated size (None: unknown, a streamed
+    workload), telling the user."""
     if mode != "auto" and mode not in MODES:
         raise ConfigError(f"record={mode!r} is not a recording mode; choose one of auto, "
                           + ", ".join(MODES) + ".")
-    est = est_steps * workers * FULL_ROW_BYTES
     out = out or sys.stderr
+    if est_steps is None:
+        if mode == "auto":
+            print("balanceroute: a streamed workload's length is unknown until read; recording per-step "
+                  "aggregates (record=steps). Set record=full, sampled or summary to choose.", file=out)
+            return "steps"
+        return mode
+    est = est_steps * workers * FULL_ROW_BYTES
     if mode == "auto":
         if est <= AUTO_FULL_BYTES:
             return "full"

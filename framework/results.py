@@ -49,12 +49,14 @@ def steps_frame(res: SimResult) -> pd.DataFrame | None:
     })
 
 
-def requests_frame(res: SimResult, workload: Workload) -> pd.DataFrame:
+def requests_frame(res: SimResult, workload: Workload | None = None) -> pd.DataFrame:
+    """One row per request; arrival and lengths from the run (the workload's where it kept none)."""
+    arr = res.req_arrival_s if res.req_arrival_s is not None else workload.arrival_s
     return pd.DataFrame({
-        "request_id": np.arange(len(workload), dtype=np.int64),
-        "arrival_s": workload.arrival_s,
-        "prompt_tokens": workload.prompt_tokens,
-        "output_tokens": workload.output_tokens,
+        "request_id": np.arange(len(arr), dtype=np.int64),
+        "arrival_s": arr,
+        "prompt_tokens": res.req_prompt if res.req_prompt is not None else workload.prompt_tokens,
+        "output_tokens": res.req_output if res.req_output is not None else workload.output_tokens,
         "worker": res.req_worker,
         "placed_step": res.req_placed_step,
         "admit_step": res.req_admit_step,

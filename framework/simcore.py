@@ -27,13 +27,15 @@ ARR, FIRST, FINISH = range(3)
 AID, AWRK, ASTART, ADONE0 = range(4)
 # scalars SC (int64)
 (K, PTR, NPOOL, POOLLO, ACT, COMPLETED, QTOTAL, PFTOTAL, IDLE, BUSY, REQSTEPS, RECN, CBN, STOPAT,
- ERRSTEP) = range(15)
-NSC = 15
+ ERRSTEP, BASE, NLOADED, EXHAUSTED) = range(18)
+NSC = 18
+# RQ/RF columns are slots of a sliding window over the requests: slot j holds request BASE + j; slots
+# 0..NLOADED-1 are filled, and EXHAUSTED says the arrival source has nothing more (framework.arrival)
 # float scalars SF
 TNOW, EXTRA = range(2)
 # int params IP
-DISPATCH_F, CHECK_F, CHUNK, MAXSTEPS, MAXIDLE, RECMODE, RECEVERY, HOOK_F, COSTKIND = range(9)
-NIP = 9
+DISPATCH_F, CHECK_F, CHUNK, MAXSTEPS, MAXIDLE, RECMODE, RECEVERY, HOOK_F, COSTKIND, CLOSEDW = range(10)
+NIP = 10  # CLOSEDW > 0: closed-loop arrivals, keeping CLOSEDW requests waiting (pool + local queues)
 # recording modes
 REC_FULL, REC_STEPS, REC_SAMPLED, REC_SUMMARY = range(4)
 NAGG = 9  # per-step aggregates: s max, sum, min; n max, sum, min; P sum; t_g max, mean
@@ -41,10 +43,12 @@ NAGG = 9  # per-step aggregates: s max, sum, min; n max, sum, min; P sum; t_g ma
 A_WITHLOAD, A_IMB, A_BAL, A_IMBTOK, A_GT, A_IDLE = range(6)
 NACC = 6
 # return codes
-DONE_RC, DECIDE, RECBUF, CBBUF, PROGRESS = range(5)
+DONE_RC, DECIDE, RECBUF, CBBUF, PROGRESS, NEEDARR = range(6)
 ERR_IDLE, ERR_MAXSTEPS, ERR_VANISHED = 10, 11, 12
 ERR_INV = 20  # + invariant number (see framework.simulator.INVARIANTS)
 NOLINK = -1
+FINISHED = -2  # RQ[FINSTEP] of a completed request
+LINK_ROWS = (QNEXT, PFNEXT, SNEXT, SPREV)  # RQ rows that hold slots (shifted when the window moves)
 
 
 # Completions come from a calendar: bucket (finish step mod len(CH)) holds a doubly linked list of the
@@ -91,6 +95,17 @@ def _remove_active(SC, RQ, AC, r):
 
 
 @njit(cache=True)
+def _append(WK, RQ, g, r, head, tail, link):
+    """Append request slot r to worker g's list (local queue or prefill set) threaded through RQ[link]."""
+    RQ[link, r] = NOLINK
+    if WK[tail, g] == NOLINK:
+        WK[head, g] = r
+    else:
+        RQ[link, WK[tail, g]] = r
+    WK[tail, g] = r
+
+
+@njit(cache=True)
 def apply_placements(req, wrk, SC, WK, RQ):
     """Put validated placements into the workers' local FCFS queues (in the order given)."""
     k = SC[K]
@@ -99,12 +114,7 @@ def apply_placements(req, wrk, SC, WK, RQ):
         RQ[INPOOL, r] = 0
         RQ[WORKER, r] = g
         RQ[PLACED, r] = k
-        RQ[QNEXT, r] = NOLINK
-        if WK[QTAIL, g] == NOLINK:
-            WK[QHEAD, g] = r
-        else:
-            RQ[QNEXT, WK[QTAIL, g]] = r
-        WK[QTAIL, g] = r
+        _append(WK, RQ, g, r, QHEAD, QTAIL, QNEXT)
         WK[QTOK, g] += RQ[PROMPT, r]
         WK[QLEN, g] += 1
     SC[NPOOL] -= len(req)
@@ -137,12 +147,7 @@ def _admit(SC, WK, RQ):
             admitted += 1
             tokens += need
             RQ[PFREM, r] = need
-            RQ[PFNEXT, r] = NOLINK
-            if WK[PFTAIL, g] == NOLINK:
-                WK[PFHEAD, g] = r
-            else:
-                RQ[PFNEXT, WK[PFTAIL, g]] = r
-            WK[PFTAIL, g] = r
+            _append(WK, RQ, g, r, PFHEAD, PFTAIL, PFNEXT)
             r = nxt
         WK[QHEAD, g] = r
         if r == NOLINK:
@@ -219,7 +224,7 @@ def _complete(SC, IP, WK, RQ, RF, AC, CH, CT, CB, t_end):
         g = RQ[WORKER, r]
         WK[S, g] -= np.int64(RQ[PROMPT, r]) + RQ[OUTPUT, r] - 1
         WK[NRUN, g] -= 1
-        RQ[FINSTEP, r] = -2
+        RQ[FINSTEP, r] = FINISHED
         _remove_active(SC, RQ, AC, r)
         RF[FINISH, r] = t_end
         SC[COMPLETED] += 1

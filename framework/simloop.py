@@ -5,12 +5,23 @@ import numpy as np
 from numba import njit
 
 from framework.simcore import (
-    A_BAL, A_GT, A_IDLE, A_IMB, A_IMBTOK, A_WITHLOAD, ACT, ACTPOS, ADONE0, AID, ARR, ASTART, AWRK, BMAX,
-    BUSY, CAP, CBBUF, CBN, CHECK_F, COMPLETED, COSTKIND, DECIDE, DISPATCH_F, DONE_RC, ERR_IDLE, ERR_INV,
-    ERR_MAXSTEPS, ERR_VANISHED, ERRSTEP, EXTRA, FIRST, HOOK_F, IDLE, INPOOL, K, MAXIDLE,
-    MAXSTEPS, NOLINK, NPF, NPOOL, NRUN, PFHEAD, PFNEXT, PFTOTAL, PROGRESS, PROMPT, PTOK, PTR, QHEAD, QLEN,
-    QNEXT, QTOTAL, REC_FULL, REC_SAMPLED, REC_STEPS, REC_SUMMARY, RECBUF, RECEVERY, RECMODE, RECN,
+    A_BAL, A_GT, A_IDLE, A_IMB, A_IMBTOK, A_WITHLOAD, ACT, ACTPOS, ADONE0, AID, ARR, ASTART, AWRK, BASE,
+    BMAX, BUSY, CAP, CBBUF, CBN, CHECK_F, CLOSEDW, COMPLETED, COSTKIND, DECIDE, DISPATCH_F, DONE_RC,
+    ERR_IDLE, ERR_INV, ERR_MAXSTEPS, ERR_VANISHED, ERRSTEP, EXHAUSTED, EXTRA, FIRST, HOOK_F, IDLE, INPOOL,
+    K, MAXIDLE, MAXSTEPS, NEEDARR, NLOADED, NOLINK, NPF, NPOOL, NRUN, PFHEAD, PFNEXT, PFTOTAL, PROGRESS,
+    PROMPT, PTOK, PTR, QHEAD, QLEN, QNEXT, QTOTAL, REC_FULL, REC_SAMPLED, REC_STEPS, REC_SUMMARY, RECBUF, RECEVERY, RECMODE, RECN,
     REQSTEPS, RES, S, STOPAT, TNOW, WORKER, _admit, _complete, _preempt_overflow, _prefill, step_times)
+
+
+@njit(cache=True)
+def _record_row(SC, rec_k, rec_t, rec_T, k, t, T):
+    """Claim the next row of the recording buffers for step k (start t, duration T)."""
+    row = SC[RECN]
+    rec_k[row] = k
+    rec_t[row] = t
+    rec_T[row] = T
+    SC[RECN] = row + 1
+    return row
 
 
 @njit(cache=True)
@@ -39,21 +50,14 @@ def _record(SC, IP, WK, tg, t, T, rec_k, rec_t, rec_T, rec_s, rec_n, rec_P, rec_
     ACC[A_IDLE] += idle
     mode = IP[RECMODE]
     if mode == REC_FULL or (mode == REC_SAMPLED and k % IP[RECEVERY] == 0):
-        row = SC[RECN]
-        rec_k[row] = k
-        rec_t[row] = t
-        rec_T[row] = T
+        row = _record_row(SC, rec_k, rec_t, rec_T, k, t, T)
         for g in range(G):
             rec_s[row, g] = WK[S, g]
             rec_n[row, g] = WK[NRUN, g]
             rec_P[row, g] = WK[PTOK, g]
             rec_tg[row, g] = tg[g]
-        SC[RECN] = row + 1
     elif mode == REC_STEPS:
-        row = SC[RECN]
-        rec_k[row] = k
-        rec_t[row] = t
-        rec_T[row] = T
+        row = _record_row(SC, rec_k, rec_t, rec_T, k, t, T)
         nmx = WK[NRUN, 0]
         nmn = WK[NRUN, 0]
         nsm = np.int64(0)
@@ -71,7 +75,6 @@ def _record(SC, IP, WK, tg, t, T, rec_k, rec_t, rec_T, rec_s, rec_n, rec_P, rec_
         a[0], a[1], a[2] = mx, sm, mn
         a[3], a[4], a[5] = nmx, nsm, nmn
         a[6], a[7], a[8] = psm, tmx, tsm / G
-        SC[RECN] = row + 1
 
 
 @njit(cache=True)
@@ -126,9 +129,36 @@ def check_invariants(SC, WK, RQ, AC, tg, T, PRM, extra):
         return 8
     if abs(T - (mx + PRM[4] + extra)) > 1e-12:
         return 7
-    if SC[NPOOL] + SC[QTOTAL] + SC[PFTOTAL] + SC[ACT] + SC[COMPLETED] != SC[PTR]:
+    if SC[NPOOL] + SC[QTOTAL] + SC[PFTOTAL] + SC[ACT] + SC[COMPLETED] != SC[BASE] + SC[PTR]:
         return 10  # a request was lost or duplicated
     return 0
+
+
+@njit(cache=True)
+def _arrive(SC, IP, RQ, RF, t):
+    """Move arrivals into the router's pool; True if the window ran out before the source did.
+
+    Open loop: every loaded request with arrival time <= t. Closed loop (IP[CLOSEDW] = W > 0): the next
+    requests in id order while fewer than W wait (in the pool or a local queue), each arriving now.
+    """
+    ptr = SC[PTR]
+    nl = SC[NLOADED]
+    W = IP[CLOSEDW]
+    if W > 0:
+        while ptr < nl and SC[NPOOL] + SC[QTOTAL] < W:
+            RF[ARR, ptr] = t
+            RQ[INPOOL, ptr] = 1
+            ptr += 1
+            SC[NPOOL] += 1
+        short = SC[NPOOL] + SC[QTOTAL] < W
+    else:
+        while ptr < nl and RF[ARR, ptr] <= t:
+            RQ[INPOOL, ptr] = 1
+            ptr += 1
+            SC[NPOOL] += 1
+        short = True
+    SC[PTR] = ptr
+    return ptr == nl and short and SC[EXHAUSTED] == 0
 
 
 @njit(cache=True)
@@ -136,11 +166,10 @@ def advance(phase, SC, SF, PRM, IP, WK, RQ, RF, AC, CH, CT, JB, CB, tg,
             rec_k, rec_t, rec_T, rec_s, rec_n, rec_P, rec_tg, rec_agg, ACC):
     """Run steps from ``phase`` (0: step top, 1: just after a decision) until a return code."""
     G = WK.shape[1]
-    N = RQ.shape[1]
     capA = AC.shape[1]
     while True:
         if phase == 0:
-            if SC[COMPLETED] >= N:
+            if SC[EXHAUSTED] and SC[COMPLETED] >= SC[BASE] + SC[NLOADED]:
                 return DONE_RC
             if SC[RECN] >= len(rec_k) and IP[RECMODE] != REC_SUMMARY:
                 return RECBUF
@@ -148,13 +177,8 @@ def advance(phase, SC, SF, PRM, IP, WK, RQ, RF, AC, CH, CT, JB, CB, tg,
                 return CBBUF
             if SC[K] >= SC[STOPAT]:
                 return PROGRESS
-            t = SF[TNOW]
-            ptr = SC[PTR]
-            while ptr < N and RF[ARR, ptr] <= t:
-                RQ[INPOOL, ptr] = 1
-                ptr += 1
-                SC[NPOOL] += 1
-            SC[PTR] = ptr
+            if _arrive(SC, IP, RQ, RF, SF[TNOW]):
+                return NEEDARR
             SC[BUSY] = 1 if (SC[ACT] or SC[PFTOTAL] or SC[QTOTAL]) else 0
             if SC[NPOOL] > 0:
                 want = IP[DISPATCH_F] != 0
@@ -172,7 +196,7 @@ def advance(phase, SC, SF, PRM, IP, WK, RQ, RF, AC, CH, CT, JB, CB, tg,
                 SC[IDLE] += 1
                 if SC[IDLE] > IP[MAXIDLE]:
                     return ERR_IDLE
-            elif SC[PTR] < N:  # whole cluster idle: jump to the next arrival
+            elif SC[PTR] < SC[NLOADED]:  # whole cluster idle: jump to the next arrival
                 SF[TNOW] = max(t, RF[ARR, SC[PTR]])
                 continue
             else:

@@ -89,6 +89,28 @@ class ClusterState:
         return len(self.loads)
 
     @classmethod
+    def from_blocks(cls, step: int, now_s: float, wk: np.ndarray, wait_i: np.ndarray, wait_f: np.ndarray,
+                    run_i: np.ndarray) -> "ClusterState":
+        """The simulator's fast path: fields are rows of blocks made for this one snapshot, frozen here.
+
+        wk holds WORKER_FIELDS as rows (10, G); wait_i the waiting ids, prompts and prompt keys (3, W),
+        wait_f their arrival times; run_i the running ids, workers, prompts, decoded counts and prompt
+        keys (5, R). A row of a
+        read-only block cannot be made writeable, so the view stays read-only as with __init__, whose
+        per-field checks this skips (the shapes hold by construction).
+        """
+        for b in (wk, wait_i, wait_f, run_i):
+            b.flags.writeable = False
+        obj = object.__new__(cls)
+        d = obj.__dict__
+        d.update(zip(WORKER_FIELDS, wk))
+        d.update(step=step, now_s=now_s, waiting_ids=wait_i[0], waiting_arrival_s=wait_f,
+                 waiting_prompt=wait_i[1], running_ids=run_i[0], running_worker=run_i[1],
+                 running_prompt=run_i[2], running_decoded=run_i[3], waiting_key=wait_i[2],
+                 running_key=run_i[4])
+        return obj
+
+    @classmethod
     def build(cls, *, step: int, now_s: float, max_running: Iterable[int], kv_capacity: Iterable[int],
               prompt: np.ndarray, arrival_s: np.ndarray | None = None,
               running: Iterable[tuple[int, int, int]] = (), waiting: Iterable[int] = (),

@@ -1,4 +1,4 @@
-"""The request table every workload source produces, and the train/simulate split.
+"""The request table every workload source produces, its streamed form, and the train/simulate split.
 
 Output lengths live here because the simulator needs them to know when requests finish; policies never
 receive a Workload, only the view (framework.view) and, if they are oracles, the OracleChannel.
@@ -7,9 +7,15 @@ receive a Workload, only the view (framework.view) and, if they are oracles, the
 prompt: requests with equal keys have the same prompt (Mooncake: a hash of hash_ids; a CSV: its hash
 column; framework.workloads.keys). A router sees the prompt, so the view carries the key; it is not
 ground truth about the output.
+
+The simulator consumes requests through one seam, ``iter_chunks``: a ``Workload`` (in memory) is one
+chunk; a ``WorkloadStream`` (a week-long trace, framework.workloads.stream) yields chunks as it reads,
+and the simulator pulls the next one only when its clock reaches the last arrival it holds, so a week
+never needs every request's arrays at once (docs/simulator.md).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +34,9 @@ class Workload:
     source: str = ""
     meta: dict = field(default_factory=dict)
     prompt_key: np.ndarray | None = None
+    # > 0: closed-loop arrivals (workload.arrival=closed_loop): arrival_s is ignored and the simulator
+    # releases the next request whenever fewer than this many wait; its arrival is the release time
+    closed_loop_waiting: int = 0
 
     def __post_init__(self) -> None:
         a = np.ascontiguousarray(self.arrival_s, dtype=np.float64)
@@ -73,7 +82,43 @@ class Workload:
         a = a - a[0] if len(a) else a
         key = None if self.prompt_key is None else self.prompt_key[index]
         return Workload(name or self.name, a, self.prompt_tokens[index], self.output_tokens[index],
-                        self.source, dict(self.meta), key)
+                        self.source, dict(self.meta), key, self.closed_loop_waiting)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive requests of a source: arrival times (s, non-decreasing), prompt and output tokens."""
+
+    arrival_s: np.ndarray
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+    prompt_key: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.arrival_s)
+
+
+@dataclass
+class WorkloadStream:
+    """A workload read chunk by chunk (``chunks()`` starts a fresh pass); requests are never all in memory.
+
+    ``total`` is the request count when the source knows it (progress bar), else None.
+    """
+
+    name: str
+    chunks: Callable[[], Iterator[Chunk]]
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+    total: int | None = None
+    closed_loop_waiting: int = 0
+
+
+def iter_chunks(workload: "Workload | WorkloadStream") -> Iterator[Chunk]:
+    """The seam the simulator reads requests through (see the module docstring)."""
+    if isinstance(workload, Workload):
+        yield Chunk(workload.arrival_s, workload.prompt_tokens, workload.output_tokens, workload.prompt_key)
+    else:
+        yield from workload.chunks()
 
 
 def split_train(workload: Workload, train_fraction: float) -> tuple[Workload | None, Workload]:

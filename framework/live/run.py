@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from framework.cluster import ClusterConfig
+from framework.errors import ConfigError
 from framework.live.config import LiveBackendConfig
 from framework.live.router import LiveRouter
 from framework.live.state import STATUS_NAMES, LiveState
@@ -101,6 +102,9 @@ def run_live(backend: LiveBackendConfig, policy: Any, workload: Workload, cluste
     """Run ``policy`` on ``workload`` against the deployment ``backend`` points at."""
     cluster.validate()
     backend.validate(cluster.workers)
+    if workload.closed_loop_waiting:
+        raise ConfigError("workload.arrival=closed_loop is simulated only; a live run replays arrival "
+                          "times (use workload.arrival=backlog or an arrival process).")
     # a trace replay: its lengths, flagged if read
     context = PolicyContext.for_cluster(cluster, seed, training=training,
                                         oracle_channel=OracleChannel(workload.output_tokens))

@@ -8,6 +8,10 @@
   rate(t) / peak. Its mean rate over whole periods is rate_rps.
 - backlog: every request at t = 0, the saturated regime of both papers (a central pool that is always
   backlogged until it drains); rate_rps plays no role.
+- closed_loop: no times at all: the simulator releases the next request whenever fewer than
+  workload.closed_loop_waiting wait (in the router's pool or a worker's local queue), at the step it
+  does so, until every request is released (a backlog that stays the same depth); placeholders of 0
+  here.
 All are vectorised and fully determined by the generator passed in.
 """
 from __future__ import annotations
@@ -18,13 +22,13 @@ import numpy as np
 
 from framework.errors import ConfigError, did_you_mean
 
-ARRIVALS = ("poisson", "gamma", "varying", "backlog")
+ARRIVALS = ("poisson", "gamma", "varying", "backlog", "closed_loop")
 
 
 def arrival_times(process: str, n: int, rate_rps: float, rng: np.random.Generator, *,
                   burst_cv: float = 1.0, period_s: float = 60.0, amplitude: float = 0.0) -> np.ndarray:
     """``n`` non-decreasing arrival times (seconds; after 0, or all 0 for a backlog)."""
-    if process == "backlog":
+    if process in ("backlog", "closed_loop"):
         return np.zeros(n)
     if process == "poisson":
         return np.cumsum(rng.exponential(1.0 / rate_rps, n))

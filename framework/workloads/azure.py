@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -87,15 +88,26 @@ def read_azure_csv(path: str | Path, window: Window = Window(), *,
 def _read_sorted(path: Path, header: list[str], cols: dict[str, str], window: Window,
                  block_size: int) -> Rows:
     """One streaming pass that stops once the window or the cap is complete."""
+    meta: dict = {}
+    parts = list(iter_sorted(path, header, cols, window, block_size, meta))
+    t, p, o = (_cat([c[i] for c in parts], dt) for i, dt in enumerate((np.float64, np.int64, np.int64)))
+    key = _cat([c[3] for c in parts], np.int64) if cols.get("prompt keys") else None
+    return Rows(t, p, o, meta, key)
+
+
+def iter_sorted(path: Path, header: list[str], cols: dict[str, str], window: Window, block_size: int,
+                meta: dict) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """The window's rows as (t_s, prompt, output, prompt key or None) per chunk read; ``meta`` is
+    filled when it ends.
+
+    Raises _Unsorted at the first row that goes back in time before reading could stop (the rows
+    yielded before it are sorted; a caller that cannot take them back must fail, see stream.py).
+    """
     c_ts, c_p, c_o = cols["timestamps"], cols["prompt lengths"], cols["output lengths"]
     c_k = cols.get("prompt keys")
     typ: pa.DataType | None = None
     t0: int | None = None
     prev: int | None = None
-    kept_t: list[np.ndarray] = []
-    kept_p: list[np.ndarray] = []
-    kept_o: list[np.ndarray] = []
-    kept_k: list[np.ndarray] = []
     n_kept, rows_read, last_rel, stopped = 0, 0, 0.0, False
     for off, chunk in stream_columns(path, header, [c_ts, c_p, c_o] + ([c_k] if c_k else []), block_size):
         ts = chunk[c_ts]
@@ -128,11 +140,8 @@ def _read_sorted(path: Path, header: list[str], cols: dict[str, str], window: Wi
         p = positive_ints(chunk[c_p].slice(0, upto), c_p, path, off)
         o = positive_ints(chunk[c_o].slice(0, upto), c_o, path, off)
         if i_hi > i_lo:
-            kept_t.append(rel[i_lo:i_hi])
-            kept_p.append(p[i_lo:i_hi])
-            kept_o.append(o[i_lo:i_hi])
-            if c_k:
-                kept_k.append(_keys(chunk[c_k].slice(i_lo, i_hi - i_lo)))
+            yield (rel[i_lo:i_hi], p[i_lo:i_hi], o[i_lo:i_hi],
+                   _keys(chunk[c_k].slice(i_lo, i_hi - i_lo)) if c_k else None)
             n_kept += i_hi - i_lo
         rows_read = off + upto
         if upto:
@@ -143,9 +152,7 @@ def _read_sorted(path: Path, header: list[str], cols: dict[str, str], window: Wi
             break
     if t0 is None:
         raise TraceFormatError(f"trace file {str(path)!r} has a header but no data rows; fetch the file again.")
-    meta = _meta(path, typ, t0, rows_read, n_kept, stopped, last_rel, sorted_by_loader=False)
-    key = _cat(kept_k, np.int64) if c_k else None
-    return Rows(_cat(kept_t, np.float64), _cat(kept_p, np.int64), _cat(kept_o, np.int64), meta, key)
+    meta.update(_meta(path, typ, t0, rows_read, n_kept, stopped, last_rel, sorted_by_loader=False))
 
 
 def _read_unsorted(path: Path, header: list[str], cols: dict[str, str], window: Window, block_size: int,

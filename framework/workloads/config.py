@@ -120,7 +120,10 @@ class ArrivalFields(WorkloadConfig):
     """A kind that draws its requests: how many, and the arrival process they follow (from the seed)."""
 
     arrival: str = field(default="poisson", metadata={
-        "help": "poisson | gamma | varying | backlog (every request at t = 0)"})
+        "help": "poisson | gamma | varying | backlog (every request at t = 0) | closed_loop (keep "
+                "closed_loop_waiting requests waiting)"})
+    closed_loop_waiting: Optional[int] = field(default=None, metadata={
+        "help": "arrival=closed_loop: release a request whenever fewer than this many wait"})
     rate_rps: float = field(default=40.0, metadata={"help": "mean arrival rate (requests/s)"})
     burst_cv: float = field(default=3.0, metadata={"help": "gamma: coefficient of variation of gaps"})
     rate_period_s: float = field(default=60.0, metadata={"help": "varying: period of the rate sinusoid"})
@@ -147,6 +150,9 @@ class ArrivalFields(WorkloadConfig):
                               + did_you_mean(self.arrival, ARRIVALS))
         self.require_number("rate_rps", 0, "a positive rate (requests per second)", strict=True)
         self.require_number("num_requests", 1, ">= 1", integer=True)
+        if self.arrival == "closed_loop":
+            self.require((self.closed_loop_waiting or 0) >= 1, "closed_loop_waiting", "must be >= 1 with "
+                         "workload.arrival=closed_loop (requests kept waiting), e.g. workload.closed_loop_waiting=64.")
         if self.arrival == "gamma":
             self.require_number("burst_cv", 0, "> 0 (1 = Poisson, larger = burstier)", strict=True)
         if self.arrival == "varying":

@@ -197,7 +197,11 @@ def load_workload(cfg: WorkloadConfig, seed: int) -> Workload:
                 rate_scale=cfg.rate_scale, trace_offset_s=float(rows.t_s[0]))
     arrival = (rows.t_s - rows.t_s[0]) / cfg.rate_scale
     meta.setdefault("prompt_keys", "none" if rows.key is None else "hash column")
-    return Workload(cfg.name, arrival, rows.prompt, rows.output, source=source, meta=meta, prompt_key=rows.key)
+    closed = int(cfg.closed_loop_waiting) if getattr(cfg, "arrival", None) == "closed_loop" else 0
+    if closed:
+        meta["closed_loop_waiting"] = closed
+    return Workload(cfg.name, arrival, rows.prompt, rows.output, source=source, meta=meta, prompt_key=rows.key,
+                    closed_loop_waiting=closed)
 
 
 def _synthetic(cfg: SyntheticWorkloadConfig, seed: int, window: Window, meta: dict, path: Path | None) -> Rows:
