@@ -22,7 +22,7 @@ COMMON = {"name", "kind", "rate_scale", "start_s", "duration_s", "max_requests",
           "min_output_tokens", "max_output_tokens"}
 FILE = {"path", "preset", "sha256"}
 ARRIVAL = {"arrival", "rate_rps", "burst_cv", "rate_period_s", "rate_amplitude", "num_requests", "seed",
-           "repeat_share", "repeat_templates", "repeat_output_spread"}
+           "repeat_share", "repeat_templates", "repeat_output_spread", "closed_loop_waiting"}
 KEYS = {"prompt_key_column"}  # CSV kinds that may carry prompt hashes (mooncake reads its hash_ids itself)
 
 
