@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import numpy as np
+
 from algorithms.br0 import Br0Config, PoolRouterBase, plan
 from algorithms.fscore import admitted_loads, discount_weights, lifetime_loads, margins, predicted_loads
 from framework.classifier import (ClassifierOptions, attach_learning, check_classifier_options,
@@ -44,6 +46,9 @@ class BrhConfig(Br0Config, ClassifierOptions):
     alpha: float = field(default=1.0, metadata={"help": "paper score: weight of the admitted load"})
     beta: Optional[float] = field(default=None, metadata={
         "help": "paper score: weight of the envelope overflow; null = G (BR-0's slope at H = 0)"})
+    refill: str = field(default="none", metadata={
+        "help": "none: a predicted finish lowers its worker's load; pool: the first finishes the waiting "
+                "pool can refill keep their load (the refill is chosen to fit), docs/brh.md"})
 
     def validate(self) -> None:
         super().validate()
@@ -51,7 +56,21 @@ class BrhConfig(Br0Config, ClassifierOptions):
         self.require(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1].")
         self.require_number("alpha", 0, "> 0", strict=True)
         self.require(self.beta is None or self.beta >= 0, "beta", "must be >= 0, or null for G.")
+        self.require_choice("refill", ("none", "pool"))
         check_classifier_options(self)
+
+
+def refilled_lifetimes(c: np.ndarray, horizon: int, backlog: int) -> np.ndarray:
+    """The `backlog` earliest predicted finishes within the horizon are refilled from the pool by a
+    request chosen to fit, so their worker's load is taken not to drop: lifetime lifted to H+1."""
+    if backlog <= 0:
+        return c
+    soon = np.flatnonzero(c < horizon + 1)
+    if len(soon) == 0:
+        return c
+    out = np.array(c, np.float64, copy=True)
+    out[soon[np.argsort(c[soon], kind="stable")[:backlog]]] = horizon + 1
+    return out
 
 
 @register_policy("brh", config=BrhConfig)
@@ -74,6 +93,8 @@ class BRH(PoolRouterBase):
         l_run = view.running_prompt + view.running_decoded
         if self.config.decomposition == "paper":
             c = self.classifier.expected_lifetime(view, H)
+            if self.config.refill == "pool":
+                c = refilled_lifetimes(c, H, view.num_waiting - int(view.free_slots.sum()))
             L = lifetime_loads(c, l_run, view.running_worker, self.G, base=view.committed_tokens, horizon=H)
             return self.paper_step(view, ids, prompt, L, self.weights, self.config.alpha, self.beta, forced)
         q = self.classifier.survival(view, H, ids)

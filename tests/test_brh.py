@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from algorithms.brh import refilled_lifetimes
 from algorithms.fscore import horizon_value
 from framework.errors import ConfigError
 from framework.oracle import OracleChannel
@@ -101,9 +102,35 @@ def test_lookahead_sees_a_worker_about_to_drain():
     assert none.decide(sim.view()).workers.tolist() == [0]
 
 
+def test_refilled_lifetimes_by_hand():
+    c = np.array([3.0, 81.0, 1.0, 2.0, 2.5])
+    assert refilled_lifetimes(c, 80, 2).tolist() == [3.0, 81.0, 81.0, 81.0, 2.5]  # the 2 earliest finishes
+    assert refilled_lifetimes(c, 80, 0).tolist() == c.tolist()
+    assert refilled_lifetimes(c, 80, 10).tolist() == [81.0] * 5
+    assert c.tolist() == [3.0, 81.0, 1.0, 2.0, 2.5]  # the classifier's array is not written
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12))
+def test_refill_pool_drops_only_the_finishes_the_pool_refills(seed, H):
+    # backlog >= every running request: every predicted finish is refilled, so the oracle's loads are
+    # the no-finish loads of classifier=none and the decisions match; backlog <= 0: refill=none exactly
+    sim, out = random_sim(np.random.default_rng(seed))
+    view = sim.view()
+    backlog = view.num_waiting - int(view.free_slots.sum())
+    if 0 < backlog < len(view.running_worker):
+        return
+    ref = "none" if backlog >= len(view.running_worker) else "oracle"
+    opts = {"name": "brh", "horizon": H}
+    pool = make_policy({**opts, "classifier": "oracle", "refill": "pool"}, ctx(sim.G, out)).decide(view)
+    other = make_policy({**opts, "classifier": ref}, ctx(sim.G, out)).decide(view)
+    assert pool.requests.tolist() == other.requests.tolist() and pool.workers.tolist() == other.workers.tolist()
+
+
 @pytest.mark.parametrize("cfg,key", [({"horizon": -1}, "horizon"), ({"gamma": 0.0}, "gamma"),
                                      ({"gamma": 1.5}, "gamma"), ({"classifier": "orakel"}, "classifier"),
-                                     ({"window": 0}, "window")])
+                                     ({"window": 0}, "window"),
+                                     ({"refill": "later"}, "refill")])
 def test_bad_options_are_config_errors(cfg, key):
     with pytest.raises(ConfigError, match=key):
         make_policy({"name": "brh", **cfg}, ctx(2, [1]))
