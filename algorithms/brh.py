@@ -13,10 +13,10 @@ discounts d = (1, gamma, ..., gamma^H) and the paper's score
 
 maximised by BR-0's two stages (algorithms._twostage), the worker queue keyed by the discounted mean
 predicted load. With H = 0 this is BR-0 exactly (tested). Defaults: H = 80 (the paper's); gamma = 0.9
-(our choice; the paper's value is not public). Measured in the backlogged regime (docs/brh.md): with the
-oracle, gamma 0.99 (the 80th column still weighing 0.45) gave 23k / 21k tokens of imbalance (ShareGPT /
-conv) against 6.0k / 8.2k at 0.9: the score holds an admitted request's Ds constant over h while the
-running loads it is compared with finish and grow, so far columns mislead; 0.9 keeps ~10 effective steps.
+(our choice; the paper's value is not public): the score holds an admitted request's Ds constant over h
+while the running loads it is compared with finish and grow, so far columns mislead, and 0.9 keeps
+about ten effective steps (measured in docs/brh.md). ``refill=pool`` keeps the load of the finishes a
+backlogged pool will refill (docs/brh.md says where that helps and where it hurts).
 
 Envelope form (``decomposition=envelope``): the earlier reading, BR-0's envelope-raise stages lifted to
 H+1 columns on the survival-weighted loads (algorithms.br0.plan); see docs/brh.md.
