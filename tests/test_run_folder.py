@@ -46,6 +46,7 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
 
 def test_provenance_in_this_checkout():
     """Issue 9.13: the package version, the commit and whether the tree had local changes."""
+    code_provenance.cache_clear()  # read now, next to git below: the cached value may predate a commit
     p = code_provenance()
     assert p["code_version"] == "0.1.0"  # pyproject.toml's version
     if (ROOT / ".git").exists():
