@@ -57,6 +57,8 @@ class BrhConfig(Br0Config, ClassifierOptions):
         self.require_number("alpha", 0, "> 0", strict=True)
         self.require(self.beta is None or self.beta >= 0, "beta", "must be >= 0, or null for G.")
         self.require_choice("refill", ("none", "pool"))
+        self.require(self.refill == "none" or self.decomposition == "paper", "refill",
+                     "refill=pool models the paper form's lifetimes; use decomposition=paper or refill=none.")
         check_classifier_options(self)
 
 

@@ -130,7 +130,8 @@ def test_refill_pool_drops_only_the_finishes_the_pool_refills(seed, H):
 @pytest.mark.parametrize("cfg,key", [({"horizon": -1}, "horizon"), ({"gamma": 0.0}, "gamma"),
                                      ({"gamma": 1.5}, "gamma"), ({"classifier": "orakel"}, "classifier"),
                                      ({"window": 0}, "window"),
-                                     ({"refill": "later"}, "refill")])
+                                     ({"refill": "later"}, "refill"),
+                                     ({"refill": "pool", "decomposition": "envelope"}, "refill")])
 def test_bad_options_are_config_errors(cfg, key):
     with pytest.raises(ConfigError, match=key):
         make_policy({"name": "brh", **cfg}, ctx(2, [1]))
