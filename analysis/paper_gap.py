@@ -9,7 +9,9 @@ on the paper_table workload while varying one thing at a time:
   paper's own Azure-2024 rows imply: its 9% gain for 50.7k tokens of imbalance at a ~60 ms step);
 - ``max_running``: 8 per rank (64 decoding, the preset) and 9 (72; the paper implies ~67);
 - the output filter: ShareGPT outputs >= 500 (the preset table) and > 1000 (the paper's filter; only 277
-  ShareGPT rows pass, resampled).
+  ShareGPT rows pass, resampled);
+- KV room instead of slots as the limit: 32 slots per rank and 30k KV tokens per rank (about 70 requests
+  decoding at once, the paper's concurrency), to see whether balance lets more requests decode at once.
 
     python -m analysis.paper_gap [--quick]
 
@@ -36,17 +38,16 @@ def settings(quick: bool) -> list[tuple[str, dict, dict]]:
             ("c_kv 4.4e-8 (HBM rate)", {"c_kv": 4.4e-8}, {}),
             ("c_kv 8.5e-7 (paper's implied)", {"c_kv": 8.5e-7}, {}),
             ("max_running 9 (72 decoding)", {"max_running": 9}, {}),
-            ("outputs > 1000", {}, {"min_output_tokens": 1001})]
+            ("outputs > 1000", {}, {"min_output_tokens": 1001}),
+            ("KV binds (B 32, 30k KV per rank)", {"max_running": 32, "kv_capacity_tokens": 30_000}, {})]
 
 
 def run(quick: bool = True, seed: int = 0) -> pd.DataFrame:
     rows = []
     for label, cl, wl in settings(quick):
         cluster = ascend_cluster()
-        if "c_kv" in cl:
-            cluster.cost.c_kv = cl["c_kv"]
-        if "max_running" in cl:
-            cluster.max_running = cl["max_running"]
+        for key, value in cl.items():
+            setattr(cluster.cost if key == "c_kv" else cluster, key, value)
         wcfg, about = workload_config(quick)
         if wl:
             wcfg = dataclasses.replace(wcfg, **wl)
@@ -59,7 +60,8 @@ def run(quick: bool = True, seed: int = 0) -> pd.DataFrame:
                      "br0_gain_pct": 100 * (b["tok_s"] / j["tok_s"] - 1),
                      "br0_bound_pct": 100 * bound,
                      "brh_oracle_gain_pct": 100 * (df.loc["brh[oracle]", "tok_s"] / j["tok_s"] - 1),
-                     "jsq_tok_s": j["tok_s"], "step_ms": j["step_ms"], "concurrency": j["concurrency"]})
+                     "jsq_tok_s": j["tok_s"], "step_ms": j["step_ms"], "concurrency": j["concurrency"],
+                     "br0_concurrency": b["concurrency"]})
     return pd.DataFrame(rows).set_index("setting")
 
 
