@@ -10,6 +10,9 @@ on the paper_table workload while varying one thing at a time:
 - ``max_running``: 8 per rank (64 decoding, the preset) and 9 (72; the paper implies ~67);
 - the output filter: ShareGPT outputs >= 500 (the preset table) and > 1000 (the paper's filter; only 277
   ShareGPT rows pass, resampled);
+- prompt lengths: every prompt x1.944, so their mean is the paper's Azure-2024 4,652 tokens (SYNTHETIC:
+  ShareGPT >= 500 has 2,393; the outputs stay ShareGPT's, mean 716 against the paper's 1,052), alone and
+  with the c_kv the paper's rows imply;
 - KV room instead of slots as the limit: 32 slots per rank and 30k KV tokens per rank (about 70 requests
   decoding at once, the paper's concurrency), to see whether balance lets more requests decode at once.
 
@@ -32,13 +35,18 @@ POLICIES = [("jsq", {"name": "jsq"}), ("br0", {"name": "br0"}),
             ("brh[oracle]", {"name": "brh", "classifier": "oracle"})]
 
 
+PAPER_PROMPT_SCALE = 4652 / 2393  # the paper's Azure-2024 prompt mean over ShareGPT >= 500's
+
+
 def settings(quick: bool) -> list[tuple[str, dict, dict]]:
-    """(label, cluster field changes, workload field changes)."""
+    """(label, cluster field changes, workload field changes; "prompt_scale" goes to paper_table)."""
     return [("preset (c_kv 3.0e-7, B 8, outputs >= 500)", {}, {}),
             ("c_kv 4.4e-8 (HBM rate)", {"c_kv": 4.4e-8}, {}),
             ("c_kv 8.5e-7 (paper's implied)", {"c_kv": 8.5e-7}, {}),
             ("max_running 9 (72 decoding)", {"max_running": 9}, {}),
             ("outputs > 1000", {}, {"min_output_tokens": 1001}),
+            ("prompts x1.944 (mean 4.65k, SYNTHETIC)", {}, {"prompt_scale": PAPER_PROMPT_SCALE}),
+            ("prompts x1.944 and c_kv 8.5e-7", {"c_kv": 8.5e-7}, {"prompt_scale": PAPER_PROMPT_SCALE}),
             ("KV binds (B 32, 30k KV per rank)", {"max_running": 32, "kv_capacity_tokens": 30_000}, {})]
 
 
@@ -48,10 +56,12 @@ def run(quick: bool = True, seed: int = 0) -> pd.DataFrame:
         cluster = ascend_cluster()
         for key, value in cl.items():
             setattr(cluster.cost if key == "c_kv" else cluster, key, value)
+        wl = dict(wl)
+        scale = wl.pop("prompt_scale", 1.0)
         wcfg, about = workload_config(quick)
         if wl:
             wcfg = dataclasses.replace(wcfg, **wl)
-        df, _, _ = paper_table(quick, seed, POLICIES, cluster=cluster, workload=(wcfg, about))
+        df, _, _ = paper_table(quick, seed, POLICIES, cluster=cluster, workload=(wcfg, about), prompt_scale=scale)
         j = df.loc["jsq"]
         b = df.loc["br0"]
         bound = cluster.cost.c_kv * (j["imbalance"] - b["imbalance"]) / cluster.workers / (j["step_ms"] * 1e-3)

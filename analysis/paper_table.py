@@ -85,6 +85,13 @@ def workload_config(quick: bool, rate_rps: float | None = None, repeat_share: fl
     return cfg, about
 
 
+def scaled_prompts(w, k: float):
+    """The same requests with every prompt k times as long (at least one token)."""
+    import dataclasses
+
+    return dataclasses.replace(w, prompt_tokens=np.maximum(np.rint(w.prompt_tokens * k), 1).astype(np.int64))
+
+
 def tpot_p95_ms(res, workload) -> float:
     o = workload.output_tokens
     ok = np.isfinite(res.req_finish_s) & (o > 1)
@@ -108,16 +115,22 @@ def markdown(df: pd.DataFrame) -> str:
 
 def paper_table(quick: bool = True, seed: int = 0, policies: list[tuple[str, dict]] | None = None,
                 rate_rps: float | None = None, cluster: ClusterConfig | None = None,
-                workload=None) -> tuple[pd.DataFrame, str, dict]:
+                workload=None, prompt_scale: float = 1.0) -> tuple[pd.DataFrame, str, dict]:
     """Run every policy once; return the table, its markdown and what was run.
 
     ``cluster`` replaces the Ascend preset, ``workload`` = (WorkloadConfig, sentence) the default workload
-    (analysis.paper_gap varies both).
+    (analysis.paper_gap varies both). ``prompt_scale`` != 1 multiplies every prompt (training split too):
+    a SYNTHETIC long-context stand-in, said so in the sentence.
     """
     from framework.runner import prepare_workload, run_policy
 
     wcfg, about = workload if workload is not None else workload_config(quick, rate_rps)
     train, sim = prepare_workload(wcfg, seed)
+    if prompt_scale != 1.0:
+        if not prompt_scale > 0:
+            raise ValueError(f"prompt_scale={prompt_scale} must be > 0")
+        train, sim = (None if w is None else scaled_prompts(w, prompt_scale) for w in (train, sim))
+        about += f"; SYNTHETIC: prompts x{prompt_scale:g} (mean {sim.prompt_tokens.mean():,.0f} tokens)"
     cluster = cluster or ascend_cluster()
     rows = []
     for label, pol in policies or POLICIES:

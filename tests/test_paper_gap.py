@@ -9,8 +9,8 @@ from analysis import paper_gap
 def test_each_setting_changes_only_what_it_names(monkeypatch):
     seen = []
 
-    def fake_table(quick, seed, policies, cluster, workload):
-        seen.append((cluster, workload[0]))
+    def fake_table(quick, seed, policies, cluster, workload, prompt_scale):
+        seen.append((cluster, workload[0], prompt_scale))
         df = pd.DataFrame({"imbalance": [100.0, 50.0, 40.0], "tok_s": [1000.0, 1010.0, 1020.0],
                            "step_ms": [50.0] * 3, "concurrency": [60.0, 61.0, 62.0]},
                           index=[label for label, _ in policies])
@@ -20,14 +20,17 @@ def test_each_setting_changes_only_what_it_names(monkeypatch):
     out = paper_gap.run(quick=True)
     labels = [label for label, _, _ in paper_gap.settings(True)]
     assert list(out.index) == labels and len(seen) == len(labels)
-    base_cluster, base_wl = seen[0]
+    base_cluster, base_wl, base_scale = seen[0]
+    assert base_scale == 1.0
     by_label = dict(zip(labels, seen))
-    kv_cluster, _ = by_label["KV binds (B 32, 30k KV per rank)"]
+    kv_cluster, _, _ = by_label["KV binds (B 32, 30k KV per rank)"]
     assert (kv_cluster.max_running, kv_cluster.kv_capacity_tokens) == (32, 30_000)
     assert kv_cluster.cost.c_kv == base_cluster.cost.c_kv
     assert by_label["c_kv 4.4e-8 (HBM rate)"][0].cost.c_kv == 4.4e-8
     assert by_label["c_kv 4.4e-8 (HBM rate)"][0].max_running == base_cluster.max_running
     assert by_label["outputs > 1000"][1].min_output_tokens == 1001
+    long_cluster, long_wl, scale = by_label["prompts x1.944 (mean 4.65k, SYNTHETIC)"]
+    assert scale == 4652 / 2393 and long_wl == base_wl and long_cluster == base_cluster
     # gain and bound from the fake table: br0 +1%; bound = c_kv * (100 - 50) / G / 0.05 s
     row = out.loc[labels[0]]
     assert abs(row["br0_gain_pct"] - 1.0) < 1e-9

@@ -54,3 +54,26 @@ def test_exact_match_arm_falls_back_without_hashes_and_not_with_synthetic_repeat
     df2, md2, meta2 = paper_table(quick=True, policies=pols, workload=wl)
     assert meta2["prompt_keys"] and "SYNTHETIC" in md2 and "falls back" not in md2
     assert df2.loc["brh[survival]", "imbalance"] != df2.loc["brh[exact_match]", "imbalance"]
+
+
+def test_scaled_prompts_keep_everything_but_the_prompt():
+    from analysis.paper_table import scaled_prompts
+    from framework.workload import Workload
+
+    w = Workload("w", np.array([0.0, 1.0, 2.0]), np.array([1, 10, 333]), np.array([5, 6, 7]),
+                 prompt_key=np.array([3, 4, 5]))
+    s = scaled_prompts(w, 1.5)
+    assert s.prompt_tokens.tolist() == [2, 15, 500]  # rint(1.5) = 2, rint(499.5) = 500 (half to even)
+    assert s.output_tokens.tolist() == [5, 6, 7] and s.arrival_s.tolist() == [0.0, 1.0, 2.0]
+    assert s.prompt_key.tolist() == [3, 4, 5] and w.prompt_tokens.tolist() == [1, 10, 333]
+    assert scaled_prompts(w, 0.01).prompt_tokens.tolist() == [1, 1, 3]  # at least one token
+
+
+@pytest.mark.skipif(not (DATA / "sharegpt_8k_lengths_llama2_tokenizer.csv").is_file(), reason="no shared data")
+def test_prompt_scale_is_labelled_synthetic():
+    pols = [("jsq", {"name": "jsq"})]
+    _, _, plain = paper_table(quick=True, policies=pols)
+    df, _, meta = paper_table(quick=True, policies=pols, prompt_scale=2.0)
+    assert "SYNTHETIC: prompts x2" in meta["workload"] and "SYNTHETIC" not in plain["workload"]
+    with pytest.raises(ValueError, match="prompt_scale"):
+        paper_table(quick=True, policies=pols, prompt_scale=0.0)
