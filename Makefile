@@ -46,5 +46,5 @@ clean:
 # every paper figure (full mode; QUICK=1 for the minute-long forms), into results/figures
 figures: $(STAMP)
 	for f in fscore paper_table scaling regimes sensitivity horizon_accuracy predictor_quality \
-	    decision_latency imbalance_timeline regret staleness; do \
+	    decision_latency imbalance_timeline regret staleness hold_tradeoff; do \
 	  $(BIN)/python -m paper_figures.$$f $(if $(QUICK),--quick) --out results/figures || exit 1; done

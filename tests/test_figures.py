@@ -26,6 +26,8 @@ FIGURES = {
     "imbalance_timeline": ["policy", "t_s", "max_tokens", "mean_tokens", "min_tokens"],
     "regret": ["policy", "share_low", "share_high", "regret_low", "regret_high", "j_online"],
     "staleness": ["policy", "stale_ms", "imbalance_tokens_mean", "avg_dp_imbalance"],
+    "hold_tradeoff": ["policy", "max_hold_steps", "imbalance_tokens_mean", "ttft_p99_s", "jsq_over_this_imbalance",
+                      "throughput_gain_pct"],
 }
 
 
@@ -74,6 +76,16 @@ def check_paper_table(t):
     assert t.loc["jsq", "imbalance_tokens_mean_ratio_to_jsq"] == pytest.approx(1.0)
     assert t.loc["br0", "paper_azure_2024_imbalance_tokens_mean"] == 54_051
     assert (t["throughput_tokens_per_s"] > 0).all() and (t["tpot_p95_ms"] > 0).all()
+
+
+def check_hold_tradeoff(t):
+    assert t.set_index("policy").loc["jsq", "jsq_over_this_imbalance"] == pytest.approx(1.0)
+    for p in ("br0", "brh_oracle"):
+        c = t[t["policy"] == p].sort_values("max_hold_steps")
+        assert len(c) == 2 and c["max_hold_steps"].iloc[0] == 100  # the default bound, then the looser one
+        # holding longer buys balance with tail TTFT
+        assert c["ttft_p99_s"].iloc[1] > c["ttft_p99_s"].iloc[0]
+        assert c["imbalance_tokens_mean"].iloc[1] < c["imbalance_tokens_mean"].iloc[0]
 
 
 def check_decision_latency(t):
