@@ -3,6 +3,7 @@
     python benchmarks/paired_samples.py --samples 40 --jobs 2                     # the B4 backlog
     python benchmarks/paired_samples.py --dataset conv --policies "br0,brh[survival],brh[horizon=16]"
     python benchmarks/paired_samples.py --regime arrivals --samples 20 --jobs 2   # the paper_table setting
+    python benchmarks/paired_samples.py --regime arrivals --rate 1.7 --policies "jsq,br0,brh[oracle]"
 
 One sample says little: br0's own imbalance ranges over 5k-13k tokens between backlog samples of the
 same trace. This runs every policy on the same samples (seeds 1..N) and reports, against a baseline,
@@ -12,7 +13,8 @@ signed-rank p-value, so "below", "tied" and "above" are statements with a measur
 - ``backlog``: the B4 check's setting (benchmarks/backlog_regime.py: 1500 requests at t = 0, G = 8,
   B = 32); metric the mean G*max - sum to the last admission; training split seed 99.
 - ``arrivals``: analysis.paper_table's full setting (ShareGPT outputs >= 500, 3000 requests, Poisson
-  1.8 req/s, ascend910c_dsv3_decode), workload seed = sample seed; metric the mean G*max - sum.
+  1.8 req/s or --rate, ascend910c_dsv3_decode), workload seed = sample seed; metric the mean
+  G*max - sum.
 
 Labels are NAME or NAME[key=value,...]; a bare item in brackets is the classifier (brh[oracle]).
 """
@@ -52,8 +54,8 @@ def policy_dict(label: str) -> dict:
     return out
 
 
-def run_one(regime: str, dataset: str, seed: int, label: str) -> dict:
-    """One policy on one sample of one regime."""
+def run_one(regime: str, dataset: str, seed: int, label: str, rate_rps: float | None = None) -> dict:
+    """One policy on one sample of one regime (``rate_rps``: arrivals only; None = paper_table's 1.8)."""
     from framework.runner import run_policy
 
     if regime == "backlog":
@@ -64,7 +66,7 @@ def run_one(regime: str, dataset: str, seed: int, label: str) -> dict:
         from analysis.paper_table import ascend_cluster, workload_config
         from framework.runner import prepare_workload
 
-        train, sim = prepare_workload(workload_config(False)[0], seed)
+        train, sim = prepare_workload(workload_config(False, rate_rps)[0], seed)
         out = run_policy(policy_dict(label), sim, ascend_cluster(), seed, training=train)
         key = "imbalance_tokens_mean"
     s = out.summary
@@ -100,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dataset", nargs="*", default=None, choices=sorted(FILES),
                     help="backlog only (default: both); arrivals runs paper_table's ShareGPT >= 500")
     ap.add_argument("--samples", type=int, default=40, help="request samples, seeds 1..N")
+    ap.add_argument("--rate", type=float, default=None, help="arrivals only: req/s (default paper_table's 1.8)")
     ap.add_argument("--policies", default=DEFAULT_POLICIES)
     ap.add_argument("--baseline", default="br0")
     ap.add_argument("--jobs", type=int, default=1)
@@ -115,8 +118,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"paired_samples: --samples must be below {TRAIN_SEED} (that seed is the training split)")
     if a.regime == "arrivals" and a.dataset:
         raise SystemExit("paired_samples: --dataset applies to --regime backlog only")
+    if a.regime == "backlog" and a.rate is not None:
+        raise SystemExit("paired_samples: --rate applies to --regime arrivals only (the backlog has all requests at t = 0)")
     datasets = (a.dataset or sorted(FILES)) if a.regime == "backlog" else ["sharegpt_ge500"]
-    jobs = [(a.regime, d, s, p) for d in datasets for s in range(1, a.samples + 1) for p in labels]
+    jobs = [(a.regime, d, s, p, a.rate) for d in datasets for s in range(1, a.samples + 1) for p in labels]
     rows = []
     with ProcessPoolExecutor(max_workers=a.jobs) as ex:
         for i, r in enumerate(ex.map(run_one, *zip(*jobs)), 1):
