@@ -124,11 +124,11 @@ def paper_table(quick: bool = True, seed: int = 0, policies: list[tuple[str, dic
     """
     from framework.runner import prepare_workload, run_policy
 
+    if not prompt_scale > 0:
+        raise ValueError(f"prompt_scale={prompt_scale} must be > 0")
     wcfg, about = workload if workload is not None else workload_config(quick, rate_rps)
     train, sim = prepare_workload(wcfg, seed)
     if prompt_scale != 1.0:
-        if not prompt_scale > 0:
-            raise ValueError(f"prompt_scale={prompt_scale} must be > 0")
         train, sim = (None if w is None else scaled_prompts(w, prompt_scale) for w in (train, sim))
         about += f"; SYNTHETIC: prompts x{prompt_scale:g} (mean {sim.prompt_tokens.mean():,.0f} tokens)"
     cluster = cluster or ascend_cluster()
