@@ -33,13 +33,13 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from analysis.paper_table import ascend_cluster, markdown, paper_table, workload_config
+from analysis.paper_table import PAPER_LIKE, ascend_cluster, markdown, paper_table, workload_config
 
 POLICIES = [("jsq", {"name": "jsq"}), ("br0", {"name": "br0"}),
             ("brh[oracle]", {"name": "brh", "classifier": "oracle"})]
 
 
-PAPER_PROMPT_SCALE = 4652 / 2393  # the paper's Azure-2024 prompt mean over ShareGPT >= 500's
+PAPER_PROMPT_SCALE = PAPER_LIKE["prompt_scale"]  # the paper's Azure-2024 prompt mean over ShareGPT >= 500's
 
 
 def settings(quick: bool) -> list[tuple[str, dict, dict]]:
@@ -51,7 +51,8 @@ def settings(quick: bool) -> list[tuple[str, dict, dict]]:
             ("outputs > 1000", {}, {"min_output_tokens": 1001}),
             ("prompts x1.944 (mean 4.65k, SYNTHETIC)", {}, {"prompt_scale": PAPER_PROMPT_SCALE}),
             ("prompts x1.944 and c_kv 8.5e-7", {"c_kv": 8.5e-7}, {"prompt_scale": PAPER_PROMPT_SCALE}),
-            ("paper-like: both, at 1.1 req/s", {"c_kv": 8.5e-7}, {"prompt_scale": PAPER_PROMPT_SCALE, "rate_rps": 1.1}),
+            ("paper-like: both, at 1.1 req/s", {"c_kv": PAPER_LIKE["c_kv"]},
+             {"prompt_scale": PAPER_PROMPT_SCALE, "rate_rps": PAPER_LIKE["rate_rps"]}),
             ("KV binds (B 32, 30k KV per rank)", {"max_running": 32, "kv_capacity_tokens": 30_000}, {})]
 
 

@@ -77,3 +77,23 @@ def test_prompt_scale_is_labelled_synthetic():
     assert "SYNTHETIC: prompts x2" in meta["workload"] and "SYNTHETIC" not in plain["workload"]
     with pytest.raises(ValueError, match="prompt_scale"):
         paper_table(quick=True, policies=pols, prompt_scale=0.0)
+
+
+@pytest.mark.skipif(not (DATA / "sharegpt_8k_lengths_llama2_tokenizer.csv").is_file(), reason="no shared data")
+def test_paper_like_cli_says_what_it_changed(capsys, monkeypatch):
+    from analysis import paper_table as pt
+
+    seen = {}
+    real = pt.paper_table
+
+    def spy(quick, seed, **kw):
+        seen.update(kw, quick=quick)
+        return real(quick, seed, policies=[("jsq", {"name": "jsq"}), ("br0", {"name": "br0"})],
+                    **{k: v for k, v in kw.items() if k != "policies"})
+
+    monkeypatch.setattr(pt, "paper_table", spy)
+    pt.main(["--quick", "--paper-like", "--rate", "1.0"])
+    out = capsys.readouterr().out
+    assert seen["cluster"].cost.c_kv == 8.5e-7 and seen["prompt_scale"] == 4652 / 2393
+    assert seen["rate_rps"] == 1.0  # an explicit flag wins over the paper-like default (1.1)
+    assert "SYNTHETIC: prompts x1.944" in out and "c_kv 8.5e-07 s/token" in out and "Poisson 1.0 req/s" in out
