@@ -110,17 +110,21 @@ def tpot_p95_ms(res, workload) -> float:
 
 
 def markdown(df: pd.DataFrame) -> str:
-    """A pipe table (pandas' to_markdown needs tabulate, which the project does not depend on)."""
+    """The table with its index as the first column and numbers formatted for reading (thousands
+    separators from 100 up, three significant digits below, blanks for NaN), as analysis.sweep's pipe table."""
+    from analysis.sweep import to_markdown
+
     def fmt(v) -> str:
         if isinstance(v, (bool, np.bool_)):
             return str(bool(v)).lower()
+        if isinstance(v, (int, np.integer)):
+            return f"{v:,}"
         if isinstance(v, (float, np.floating)):
             return "" if np.isnan(v) else (f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}")
         return str(v)
-    cols = [df.index.name or ""] + list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join([str(i)] + [fmt(v) for v in row]) + " |" for i, row in zip(df.index, df.values)]
-    return "\n".join(lines)
+    out = df.map(fmt)
+    out.insert(0, df.index.name or "", [str(i) for i in df.index])
+    return to_markdown(out)
 
 
 def paper_table(quick: bool = True, seed: int = 0, policies: list[tuple[str, dict]] | None = None,

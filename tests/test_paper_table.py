@@ -37,8 +37,10 @@ def test_quick_table_has_the_columns_and_the_jsq_ratio():
 def test_markdown_formats():
     import pandas as pd
 
-    md = markdown(pd.DataFrame({"a": [1234.5, 0.5], "b": [True, False]}, index=pd.Index(["x", "y"], name="p")))
-    assert md.splitlines() == ["| p | a | b |", "|---|---|---|", "| x | 1,234 | true |", "| y | 0.5 | false |"]
+    md = markdown(pd.DataFrame({"a": [1234.5, 0.5], "b": [True, False], "n": [54051, 7]},
+                               index=pd.Index(["x", "y"], name="p")))
+    assert md.splitlines() == ["| p | a | b | n |", "|---|---|---|---|", "| x | 1,234 | true | 54,051 |",
+                               "| y | 0.5 | false | 7 |"]
 
 
 @pytest.mark.skipif(not (DATA / "sharegpt_8k_lengths_llama2_tokenizer.csv").is_file(), reason="no shared data")
