@@ -73,6 +73,22 @@ DIGITS = {"avg_dp_imbalance": 4, "idle_fraction": 4, "throughput_tokens_per_s": 
 QUICK_REQUESTS = 300
 
 
+def label_items(label: str) -> tuple[str, list[tuple[str, str]]]:
+    """``NAME[key=value,...]`` -> (NAME, [(key, value), ...]); a bare item is the classifier (``NAME[v]``).
+
+    The one reader of the label grammar (compare's sweeps, benchmarks/paired_samples.py); no checks
+    against the registry here, label_overrides makes them.
+    """
+    name, _, rest = label.partition("[")
+    if rest and not rest.endswith("]"):
+        raise ConfigError(f"policy label {label!r} must look like NAME or NAME[key=value,...].")
+    items = []
+    for item in filter(None, rest[:-1].split(",")):
+        key, eq, value = item.partition("=")
+        items.append((key, value) if eq else ("classifier", item))
+    return name, items
+
+
 def label_overrides(label: str) -> list[str]:
     """Overrides of a policy label: ``NAME``, ``NAME[key=value,...]`` or ``NAME[v]`` (classifier=v).
 
@@ -84,18 +100,13 @@ def label_overrides(label: str) -> list[str]:
 
     if label in POLICIES:
         return [f"variant={POLICIES[label]}"]
-    name, _, rest = label.partition("[")
-    if rest and not rest.endswith("]"):
-        raise ConfigError(f"policy label {label!r} must look like NAME or NAME[key=value,...].")
+    name, items = label_items(label)
     if name not in available_policies():
         raise ConfigError(f"unknown policy label {label!r}." + did_you_mean(name, available_policies())
                           + " Labels are NAME or NAME[key=value,...].")
     known = {f for f in get_policy_class(name).config_class.__dataclass_fields__ if f != "name"}
     ov = [f"policy={name}"]
-    for item in filter(None, rest[:-1].split(",")):
-        key, eq, value = item.partition("=")
-        if not eq:
-            key, value = "classifier", item
+    for key, value in items:
         if key not in known:
             raise ConfigError(f"policy {name!r} in label {label!r} has no option {key!r}."
                               + did_you_mean(key, known))
@@ -108,7 +119,7 @@ def policy_labels(spec: str) -> list[str]:
     from framework.policy import available_policies
 
     labels: list[str] = []
-    for item in _split_labels(spec):
+    for item in split_labels(spec):
         if item == "all":
             covered = {label.split("[")[0] for label in POLICIES}
             labels += [*POLICIES, *(p for p in available_policies() if not p.startswith("_") and p not in covered)]
@@ -118,7 +129,7 @@ def policy_labels(spec: str) -> list[str]:
     return list(dict.fromkeys(labels))
 
 
-def _split_labels(spec: str) -> list[str]:
+def split_labels(spec: str) -> list[str]:
     """Split on commas outside brackets: ``brh[horizon=4,gamma=0.5],br0``."""
     out, depth, cur = [], 0, ""
     for ch in spec:

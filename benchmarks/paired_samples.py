@@ -42,16 +42,14 @@ REGIMES = ("backlog", "arrivals")
 
 def policy_dict(label: str) -> dict:
     """``brh[oracle,horizon=16]`` -> {"name": "brh", "classifier": "oracle", "horizon": 16}."""
-    from analysis.compare import _split_labels
+    from analysis.compare import label_items
+    from framework.errors import ConfigError
 
-    name, _, rest = label.partition("[")
-    if rest and not rest.endswith("]"):
-        raise SystemExit(f"paired_samples: policy label {label!r} must look like NAME or NAME[key=value,...]")
-    out: dict = {"name": name}
-    for item in filter(None, _split_labels(rest[:-1])):
-        key, eq, value = item.partition("=")
-        out.update({key: parse_value(value)} if eq else {"classifier": key})
-    return out
+    try:
+        name, items = label_items(label)
+    except ConfigError as e:
+        raise SystemExit(f"paired_samples: {e}") from None
+    return {"name": name, **{key: parse_value(value) for key, value in items}}
 
 
 def run_one(regime: str, dataset: str, seed: int, label: str, rate_rps: float | None = None) -> dict:
@@ -108,10 +106,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--csv", type=Path, help="also write every run's row here (atomically)")
     a = ap.parse_args(argv)
-    from analysis.compare import _split_labels
+    from analysis.compare import policy_labels
     from analysis.sweep import to_markdown
+    from framework.errors import ConfigError
 
-    labels = _split_labels(a.policies)
+    try:  # names and keys checked against the registry before any run starts
+        labels = policy_labels(a.policies)
+    except ConfigError as e:
+        raise SystemExit(f"paired_samples: {e}") from None
     if a.baseline not in labels:
         labels.insert(0, a.baseline)
     if a.regime == "backlog" and TRAIN_SEED <= a.samples:
