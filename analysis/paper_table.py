@@ -26,6 +26,7 @@ rate as 1.8 req/s on the preset). ``--prompt-scale``, ``--c-kv`` and ``--rate`` 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,24 @@ def ascend_cluster() -> ClusterConfig:
 PAPER_LIKE = {"prompt_scale": 4652 / 2393, "c_kv": 8.5e-7, "rate_rps": 1.1}
 
 
+COST_UNITS = {"c0": "s", "c_seq": "s", "c_kv": "s/token", "c_pf": "s/token", "c_sync": "s"}
+
+
+def cluster_changes(cluster: ClusterConfig) -> str:
+    """What differs from the Ascend preset, e.g. "c_kv 8.5e-07 s/token" ("" if nothing, or another preset)."""
+    base = ascend_cluster()
+    if cluster.name != base.name:
+        return ""
+    def flat(c: ClusterConfig) -> dict:
+        d = dataclasses.asdict(c)
+        cost = d.pop("cost")
+        cost.pop("name", None)  # the cost model's own name follows the preset's
+        return {**d, **cost}
+    now, ref = flat(cluster), flat(base)
+    return ", ".join(f"{k} {v:g} {COST_UNITS[k]}" if k in COST_UNITS else f"{k} {v}"
+                     for k, v in now.items() if v != ref[k])
+
+
 def workload_config(quick: bool, rate_rps: float | None = None, repeat_share: float = 0.0):
     """The workload the table uses and a sentence saying which it is (``repeat_share`` > 0: the
     SYNTHETIC repeated-prompt stand-in on the ShareGPT lengths)."""
@@ -97,8 +116,6 @@ def workload_config(quick: bool, rate_rps: float | None = None, repeat_share: fl
 
 def scaled_prompts(w, k: float):
     """The same requests with every prompt k times as long (at least one token)."""
-    import dataclasses
-
     return dataclasses.replace(w, prompt_tokens=np.maximum(np.rint(w.prompt_tokens * k), 1).astype(np.int64))
 
 
@@ -164,12 +181,14 @@ def paper_table(quick: bool = True, seed: int = 0, policies: list[tuple[str, dic
         df[f"{tag}_tok_s"] = [ref.get(p, (np.nan,) * 3)[2] for p in df.index]
         df[f"{tag}_jsq_over_this"] = ref["jsq"][0] / df[f"{tag}_imbalance"]
     keyed = sim.prompt_key is not None
-    meta = {"workload": about, "cluster": cluster.name, "requests": len(sim), "seed": seed,
-            "prompt_keys": bool(keyed)}
+    changes = cluster_changes(cluster)
+    meta = {"workload": about, "cluster": cluster.name, "cluster_changes": changes, "requests": len(sim),
+            "seed": seed, "prompt_keys": bool(keyed)}
     note = ("" if keyed or "brh[exact_match]" not in df.index else
             " The workload has no prompt hashes, so brh[exact_match] falls back to survival on every request "
             "(its row equals brh[survival]).")
-    md = f"Workload: {about}; cluster {cluster.name}; seed {seed}.{note}\n\n" + markdown(df)
+    changed = f"{changes}; " if changes else ""
+    md = f"Workload: {about}; {changed}cluster {cluster.name}; seed {seed}.{note}\n\n" + markdown(df)
     return df, md, meta
 
 
@@ -196,11 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     if a.c_kv is not None:
         cluster.cost.c_kv = a.c_kv
         cluster.validate()
-    md = paper_table(a.quick, a.seed, rate_rps=a.rate, workload=wl, cluster=cluster,
-                     prompt_scale=1.0 if a.prompt_scale is None else a.prompt_scale)[1]
-    if a.c_kv is not None:
-        md = md.replace("; cluster ", f"; c_kv {a.c_kv:g} s/token; cluster ", 1)
-    print(md)
+    print(paper_table(a.quick, a.seed, rate_rps=a.rate, workload=wl, cluster=cluster,
+                      prompt_scale=1.0 if a.prompt_scale is None else a.prompt_scale)[1])
 
 
 if __name__ == "__main__":

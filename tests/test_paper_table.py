@@ -99,3 +99,14 @@ def test_paper_like_cli_says_what_it_changed(capsys, monkeypatch):
     assert seen["cluster"].cost.c_kv == 8.5e-7 and seen["prompt_scale"] == 4652 / 2393
     assert seen["rate_rps"] == 1.0  # an explicit flag wins over the paper-like default (1.1)
     assert "SYNTHETIC: prompts x1.944" in out and "c_kv 8.5e-07 s/token" in out and "Poisson 1.0 req/s" in out
+
+
+def test_cluster_changes_name_what_differs_from_the_preset():
+    from analysis.paper_table import cluster_changes
+
+    c = ascend_cluster()
+    assert cluster_changes(c) == ""
+    c.cost.c_kv, c.max_running = 8.5e-7, 32
+    assert cluster_changes(c) == "max_running 32, c_kv 8.5e-07 s/token"
+    c.name = "other"
+    assert cluster_changes(c) == ""  # another preset is named, not diffed
