@@ -39,9 +39,6 @@ POLICIES = [("jsq", {"name": "jsq"}), ("br0", {"name": "br0"}),
             ("brh[oracle]", {"name": "brh", "classifier": "oracle"})]
 
 
-PAPER_PROMPT_SCALE = PAPER_LIKE["prompt_scale"]  # the paper's Azure-2024 prompt mean over ShareGPT >= 500's
-
-
 def settings(quick: bool) -> list[tuple[str, dict, dict]]:
     """(label, cluster field changes, workload field changes; "prompt_scale" goes to paper_table)."""
     return [("preset (c_kv 3.0e-7, B 8, outputs >= 500)", {}, {}),
@@ -49,10 +46,10 @@ def settings(quick: bool) -> list[tuple[str, dict, dict]]:
             ("c_kv 8.5e-7 (paper's implied)", {"c_kv": 8.5e-7}, {}),
             ("max_running 9 (72 decoding)", {"max_running": 9}, {}),
             ("outputs > 1000", {}, {"min_output_tokens": 1001}),
-            ("prompts x1.944 (mean 4.65k, SYNTHETIC)", {}, {"prompt_scale": PAPER_PROMPT_SCALE}),
-            ("prompts x1.944 and c_kv 8.5e-7", {"c_kv": 8.5e-7}, {"prompt_scale": PAPER_PROMPT_SCALE}),
+            ("prompts x1.944 (mean 4.65k, SYNTHETIC)", {}, {"prompt_scale": PAPER_LIKE["prompt_scale"]}),
+            ("prompts x1.944 and c_kv 8.5e-7", {"c_kv": 8.5e-7}, {"prompt_scale": PAPER_LIKE["prompt_scale"]}),
             ("paper-like: both, at 1.1 req/s", {"c_kv": PAPER_LIKE["c_kv"]},
-             {"prompt_scale": PAPER_PROMPT_SCALE, "rate_rps": PAPER_LIKE["rate_rps"]}),
+             {"prompt_scale": PAPER_LIKE["prompt_scale"], "rate_rps": PAPER_LIKE["rate_rps"]}),
             ("KV binds (B 32, 30k KV per rank)", {"max_running": 32, "kv_capacity_tokens": 30_000}, {})]
 
 
