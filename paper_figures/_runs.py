@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,21 @@ def tpot_p95_ms(sweep_dir: Path, run_dir: str) -> float:
     r = r[np.isfinite(r["finish_s"]) & (r["output_tokens"] > 1)]
     tpot = (r["finish_s"] - r["first_token_s"]) / (r["output_tokens"] - 1)
     return float(np.percentile(tpot, 95) * 1e3) if len(tpot) else float("nan")
+
+
+class Setting(NamedTuple):
+    """What every run of a figure's grid shares, for its caption."""
+
+    requests: int
+    rate_rps: float
+    cluster: str
+    workers: int
+
+
+def setting(sweep_dir: Path, df: pd.DataFrame) -> Setting:
+    """The setting of the grid's first run (requests simulated, arrival rate, preset, G)."""
+    rate = float(run_config(sweep_dir, df["run_dir"].iloc[0]).workload.rate_rps)
+    return Setting(int(df["requests_total"].iloc[0]), rate, str(df["cluster"].iloc[0]), int(df["workers"].iloc[0]))
 
 
 def run_config(sweep_dir: Path, run_dir: str):

@@ -15,7 +15,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from analysis.sweep import run_sweep
 from paper_figures import _style as sty
-from paper_figures._runs import metric, run_config
+from paper_figures._runs import metric, run_config, setting
 from paper_figures.paper_numbers import TABLE_G8
 
 NAME = "hold_tradeoff"
@@ -107,12 +107,11 @@ def make(a):
     right.set_title("Throughput")
     right.set_ylim(0, max(1.0, float(t["throughput_gain_pct"].max()) * 1.25))
     right.legend(loc="lower right", frameon=False)
-    n = int(df["requests_total"].iloc[0])
-    rate = float(run_config(df["sweep"].iloc[0], df["run_dir"].iloc[0]).workload.rate_rps)
+    st = setting(df["sweep"].iloc[0], df)
     seeds = int(t["seeds"].min())
-    sty.caption(fig, f"Workload ShareGPT lengths, outputs >= 500, {n} requests at {rate:g} req/s (the pool grows: "
-                f"arrivals exceed the node's service rate); preset {df['cluster'].iloc[0]}, G = "
-                f"{int(df['workers'].iloc[0])}; means over {seeds} workload seed(s). Imbalance: mean G*max - sum "
+    sty.caption(fig, f"Workload ShareGPT lengths, outputs >= 500, {st.requests} requests at {st.rate_rps:g} req/s (the "
+                f"pool grows: arrivals exceed the node's service rate); preset {st.cluster}, G = "
+                f"{st.workers}; means over {seeds} workload seed(s). Imbalance: mean G*max - sum "
                 f"per step. The default bound is the leftmost point of each line.", width=175)
     return fig, t
 

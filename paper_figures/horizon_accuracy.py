@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis.sweep import run_sweep
 from paper_figures import _style as sty
-from paper_figures._runs import metric, run_config
+from paper_figures._runs import metric, setting
 from paper_figures.paper_numbers import HORIZON
 
 NAME = "horizon_accuracy"
@@ -60,11 +60,10 @@ def make(a):
     ax[0, 1].set_ylabel("mean G·max − sum (thousand tokens)")
     ax[0, 1].set_title(f"BR-H against predictor error (H = {H0})")
     ax[0, 1].legend(frameon=False)
-    n = int(df["requests_total"].iloc[0])
-    rate = float(run_config(a.sweep_dir, df["run_dir"].iloc[0]).workload.rate_rps)
+    st = setting(a.sweep_dir, df)
     sty.caption(fig, f"Noisy oracle: each output length seen as o·U[1−e, 1+e] (BF-IO's model), e on the right "
-                f"panel's axis. Workload ShareGPT lengths, {n} requests at {rate:g} req/s; preset "
-                f"{df['cluster'].iloc[0]}, G = {int(df['workers'].iloc[0])}. The paper runs H = 80.", width=150)
+                f"panel's axis. Workload ShareGPT lengths, {st.requests} requests at {st.rate_rps:g} req/s; preset "
+                f"{st.cluster}, G = {st.workers}. The paper runs H = 80.", width=150)
     return fig, t
 
 

@@ -15,7 +15,7 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis.sweep import run_sweep
 from paper_figures import _style as sty
-from paper_figures._runs import metric, run_config, tpot_p95_ms
+from paper_figures._runs import metric, setting, tpot_p95_ms
 from paper_figures.paper_numbers import TABLE_G8
 
 NAME = "paper_table"
@@ -77,12 +77,11 @@ def make(a):
           Patch(facecolor="white", edgecolor="#555555", hatch="////", label=f"{sty.PAPER_LABEL} (Azure 2024)"),
           Line2D([], [], color="k", marker="x", ls="none", label=f"{sty.PAPER_LABEL} (production)")]
     fig.legend(handles=h_, loc="outside upper center", ncol=3, frameon=False)
-    n = int(df["requests_total"].iloc[0])
     seeds = int(t["runs"].max())
-    rate = float(run_config(a.sweep_dir, df["run_dir"].iloc[0]).workload.rate_rps)
+    st = setting(a.sweep_dir, df)
     sty.caption(fig, f"Each bar: the policy's value divided by JSQ's (dispatch form); JSQ (pool): the same rule "
-                f"placing FCFS from the central pool. This simulator: ShareGPT lengths, {n} requests at {rate:g} req/s "
-                f"(the pool backlogs), preset {df['cluster'].iloc[0]} (G = {int(df['workers'].iloc[0])}), mean of {seeds} "
+                f"placing FCFS from the central pool. This simulator: ShareGPT lengths, {st.requests} requests at "
+                f"{st.rate_rps:g} req/s (the pool backlogs), preset {st.cluster} (G = {st.workers}), mean of {seeds} "
                 f"seed(s); imbalance is the mean over steps of G·max − sum of KV tokens. Paper: the G = 8 table "
                 f"of arXiv 2605.06113 (values in {NAME}.csv).", width=150)
     return fig, t

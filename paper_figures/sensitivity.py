@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis.sweep import run_sweep
 from paper_figures import _style as sty
-from paper_figures._runs import metric, run_config
+from paper_figures._runs import metric, setting
 from paper_figures.paper_numbers import SENSITIVITY_RANGE
 
 NAME = "sensitivity"
@@ -43,12 +43,11 @@ def make(a):
     axh.set_title("BR-H oracle throughput (tokens/s)")
     axh.grid(False)
     fig.colorbar(im, ax=axh, label="throughput (tokens/s)")
-    n = int(df["requests_total"].iloc[0])
     H = int(df["ov.policy.horizon"].iloc[0]) if "ov.policy.horizon" in df else 80
-    rate = float(run_config(a.sweep_dir, df["run_dir"].iloc[0]).workload.rate_rps)
+    st = setting(a.sweep_dir, df)
     sty.caption(fig, f"This simulator: {lo:,.0f}-{hi:,.0f} tok/s over the grid ({hi / lo - 1:.1%} spread); "
                 f"{sty.PAPER_LABEL}: {SENSITIVITY_RANGE[0]:,.0f}-{SENSITIVITY_RANGE[1]:,.0f} tok/s. Workload ShareGPT "
-                f"lengths, {n} requests at {rate:g} req/s; preset {df['cluster'].iloc[0]}, G = {int(df['workers'].iloc[0])}, "
+                f"lengths, {st.requests} requests at {st.rate_rps:g} req/s; preset {st.cluster}, G = {st.workers}, "
                 f"H = {H}, alpha = 1.", width=95)
     return fig, t
 
